@@ -1,0 +1,61 @@
+"""Validation at the edge: raw dicts (CLI, YAML, Ray trial dicts) become typed configs.
+
+Pydantic errors become one ``ConfigError`` line that names the field, the bad value and
+what is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from trainers.config import TrainConfig
+from trainers.errors import ConfigError
+from trainers.experiments import experiment
+
+__all__ = ["build_train_config", "parse_model", "validation_message"]
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validation_message(exc: ValidationError, where: str = "") -> str:
+    """One line for the first problem in ``exc`` (and how many more there are)."""
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
+    value = first.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    more = len(exc.errors()) - 1
+    extra = f" [+{more} more problem{'s' * (more > 1)}]" if more else ""
+    prefix = f"{where}: " if where else ""
+    return f"{prefix}{loc or 'value'}: {first['msg']}{shown}{extra}"
+
+
+def parse_model(model: type[M], data: Any, where: str = "") -> M:
+    """Validate ``data`` as ``model``; ConfigError with one line on failure."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(exc, where)) from None
+
+
+def build_train_config(raw: dict[str, Any], where: str = "") -> TrainConfig:
+    """A TrainConfig from a raw dict; the schedule comes from ``experiment`` unless given."""
+    raw = {k: v for k, v in raw.items() if v is not None}
+    if "schedule" not in raw:
+        raw["schedule"] = experiment(raw.get("experiment", "Benchmark")).model_dump()
+    if "experiment" in raw and raw.get("experiment") != "custom":
+        try:
+            raw["experiment"] = _canonical(raw["experiment"])
+        except ConfigError:
+            pass  # a user-named custom schedule
+    return parse_model(TrainConfig, raw, where)
+
+
+def _canonical(name: str) -> str:
+    from trainers.experiments import EXPERIMENTS
+
+    for key in EXPERIMENTS:
+        if key.lower() == name.strip().lower():
+            return key
+    raise ConfigError(name)

@@ -1,0 +1,29 @@
+"""The one exception root of lessdata, and its kinds.
+
+Every error a user can cause (bad config, missing data, unreachable server) is a
+``LessdataError``; the CLI turns it into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ConfigError", "DataError", "LessdataError", "TrackingError", "ClusterError"]
+
+
+class LessdataError(Exception):
+    """Root of every error lessdata raises on purpose."""
+
+
+class ConfigError(LessdataError, ValueError):
+    """A config, grid file or command-line value is invalid."""
+
+
+class DataError(LessdataError):
+    """A dataset file is missing, truncated or not in the expected format."""
+
+
+class TrackingError(LessdataError):
+    """The MLflow tracking server cannot be used (unreachable, unauthorised)."""
+
+
+class ClusterError(LessdataError):
+    """The Ray cluster cannot run the request (unreachable, too few resources)."""

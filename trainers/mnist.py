@@ -1,0 +1,145 @@
+"""MNIST in the official IDX format, validated and read with NumPy.
+
+``data_dir`` is a torchvision root: the files live in ``data_dir/MNIST/raw/`` (plain or ``.gz``).
+IDX: big-endian int32 magic (2051 = 0x803 uint8 3-d images, 2049 = 0x801 uint8 1-d labels), one
+big-endian uint32 per dimension, then the data in C order. Downloading goes through torchvision.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import math
+import struct
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import torch
+
+from trainers.datafiles import check_size, find_file, open_data, read_body, read_header
+from trainers.errors import DataError
+
+__all__ = [
+    "IMAGES_MAGIC",
+    "LABELS_MAGIC",
+    "check_mnist",
+    "download_mnist",
+    "has_mnist",
+    "idx_shape",
+    "load_mnist",
+    "raw_dir",
+    "read_idx",
+    "write_idx",
+]
+
+log = logging.getLogger(__name__)
+
+IMAGES_MAGIC = 2051  # 0x00000803: uint8, 3 dims
+LABELS_MAGIC = 2049  # 0x00000801: uint8, 1 dim
+_UINT8_CODE = 0x08
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+_WHAT = "MNIST (IDX)"
+
+Arrays = tuple[torch.Tensor, torch.Tensor]
+
+
+def raw_dir(data_dir: Path) -> Path:
+    """Where torchvision keeps the IDX files under the root ``data_dir``."""
+    return Path(data_dir) / "MNIST" / "raw"
+
+
+def _parse_header(f: BinaryIO, path: Path, magic: int) -> tuple[int, ...]:
+    (found,) = struct.unpack(">i", read_header(f, path, 4))
+    if found != magic:
+        raise DataError(f"{path}: not an IDX file: magic 0x{found:08x}, expected 0x{magic:08x}")
+    ndim = magic & 0xFF
+    return tuple(struct.unpack(f">{ndim}I", read_header(f, path, 4 * ndim)))
+
+
+def idx_shape(path: Path, magic: int) -> tuple[int, ...]:
+    """The shape in the header of ``path``, after checking its magic and its size (cheap)."""
+    with open_data(path) as f:
+        shape = _parse_header(f, path, magic)
+    check_size(path, 4 + 4 * len(shape) + math.prod(shape))
+    return shape
+
+
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    """The uint8 array stored in the IDX file ``path`` (expected magic ``magic``)."""
+    with open_data(path) as f:
+        shape = _parse_header(f, path, magic)
+        body = read_body(f, path, 4 + 4 * len(shape), math.prod(shape))
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 ``array`` as an IDX file (gzipped if ``path`` ends in ``.gz``)."""
+    if array.dtype != np.uint8:
+        raise ValueError(f"IDX writer takes uint8 arrays, got {array.dtype=}")
+    magic = (_UINT8_CODE << 8) | array.ndim
+    head = struct.pack(f">i{array.ndim}I", magic, *array.shape)
+    data = head + np.ascontiguousarray(array).tobytes()
+    if Path(path).suffix == ".gz":
+        with gzip.open(path, "wb") as g:
+            g.write(data)
+    else:
+        Path(path).write_bytes(data)
+
+
+def _split_files(data_dir: Path, split: str) -> tuple[Path, Path]:
+    images, labels = FILES[split]
+    raw = raw_dir(data_dir)
+    return find_file(raw / images, _WHAT), find_file(raw / labels, _WHAT)
+
+
+def _check_split(data_dir: Path, split: str) -> tuple[Path, Path]:
+    images, labels = _split_files(data_dir, split)
+    n, h, w = idx_shape(images, IMAGES_MAGIC)
+    if (h, w) != (28, 28):
+        raise DataError(f"{images}: expected 28x28 images, header says {h}x{w}")
+    (m,) = idx_shape(labels, LABELS_MAGIC)
+    if m != n:
+        raise DataError(f"{labels}: {m} labels for the {n} images in {images.name}")
+    return images, labels
+
+
+def has_mnist(data_dir: Path) -> bool:
+    """Whether every MNIST file is present (plain or gz); says nothing about its content."""
+    try:
+        for split in FILES:
+            _split_files(data_dir, split)
+    except DataError:
+        return False
+    return True
+
+
+def check_mnist(data_dir: Path) -> None:
+    """Cheap pre-flight: all four files present, magic, dims and size right."""
+    for split in FILES:
+        _check_split(data_dir, split)
+
+
+def download_mnist(data_dir: Path) -> None:
+    """Download the official files into ``data_dir/MNIST/raw`` (torchvision checks md5s)."""
+    from torchvision.datasets import MNIST
+
+    log.info("downloading MNIST to %s", raw_dir(data_dir))
+    MNIST(str(data_dir), train=True, download=True)
+
+
+def _load_split(data_dir: Path, split: str) -> Arrays:
+    images_path, labels_path = _check_split(data_dir, split)
+    images = read_idx(images_path, IMAGES_MAGIC)  # [N, 28, 28]
+    labels = read_idx(labels_path, LABELS_MAGIC)  # [N]
+    if labels.size and int(labels.max()) > 9:
+        raise DataError(f"{labels_path}: label {int(labels.max())} out of range 0..9")
+    return torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long()
+
+
+def load_mnist(data_dir: Path) -> tuple[Arrays, Arrays]:
+    """((train images [N,1,28,28] uint8, labels [N] int64), (test ...)) from the IDX files."""
+    return _load_split(data_dir, "train"), _load_split(data_dir, "test")

@@ -1,0 +1,79 @@
+"""One training run from a config: load data, train, track emissions.
+
+The entry point that both ``lessdata train`` (in-process) and the Ray trainable call.
+Neither this module nor the loop imports ray or mlflow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainers.config import TrainConfig
+from trainers.data import check_dataset, dataset_info, load_dataset
+from trainers.emissions import EmissionsReading, track_emissions
+from trainers.train import EpochResult, Trainer, TrainResult
+
+__all__ = ["RunSummary", "build_trainer", "run_training"]
+
+log = logging.getLogger(__name__)
+
+EpochHook = Callable[[EpochResult, Trainer], None]
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """Everything a finished run reports."""
+
+    result: TrainResult
+    emissions: EmissionsReading
+    history: list[EpochResult] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, float]:
+        """Final metrics, with units in the names; measured and estimated CO2 apart."""
+        e = self.emissions
+        return {
+            **self.result.metrics(),
+            "energy_kwh": e.energy_kwh,
+            "emissions_kg": e.emissions_kg,
+            "emissions_estimate_kg": e.estimate_kg,
+            "emissions_measured": float(e.measured),
+            "emissions_share": e.share,
+            "tracked_s": e.duration_s,
+        }
+
+
+def build_trainer(config: TrainConfig, *, download: bool = False) -> Trainer:
+    """Check the data files, load both splits once, and build the trainer."""
+    if not download:
+        check_dataset(config.dataset, config.data_dir)
+    train, test = load_dataset(config.dataset, config.data_dir, download=download)
+    return Trainer(config, train, test, dataset_info(config.dataset))
+
+
+def run_training(
+    config: TrainConfig,
+    output_dir: Path,
+    *,
+    on_epoch: EpochHook | None = None,
+    trainer: Trainer | None = None,
+    restore: dict[str, Any] | None = None,
+    emissions_so_far: EmissionsReading | None = None,
+) -> RunSummary:
+    """Train ``config`` to its last epoch under an emissions tracker.
+
+    ``restore`` is a ``Trainer.state_dict`` to continue from; ``emissions_so_far`` what
+    earlier pieces of the same run consumed (summed into the result).
+    """
+    trainer = trainer if trainer is not None else build_trainer(config)
+    if restore is not None:
+        trainer.load_state_dict(restore)
+        log.info("restored at epoch %d (%d evaluations)", trainer.epoch, trainer.evaluations)
+    hook = None if on_epoch is None else (lambda r: on_epoch(r, trainer))
+    with track_emissions(config.emissions, output_dir / "codecarbon") as reading:
+        result = trainer.fit(hook)
+    total = reading if emissions_so_far is None else emissions_so_far.add(reading)
+    return RunSummary(result=result, emissions=total, history=list(trainer.history))

@@ -1,0 +1,283 @@
+"""The training loop: a selection stage before every epoch, exact accounting.
+
+``Trainer`` holds one run's state (model, optimizer, weight EMA, counters) and trains
+epoch by epoch; it knows nothing about Ray or MLflow and calls back with an
+``EpochResult``. Its ``state_dict`` is the whole state: a run restored from it continues
+exactly (same subsets, same order, same augmentation, no evaluation counted twice),
+because every generator is re-derived from (seed, purpose, epoch).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from trainers.augment import eval_transform, train_transform
+from trainers.config import TrainConfig
+from trainers.data import DatasetInfo, Split
+from trainers.model import build_model
+from trainers.rng import generator
+from trainers.schedule import count_for, fraction_at
+from trainers.selection import make_selector, stratified_order
+
+__all__ = ["EpochResult", "TrainResult", "Trainer", "lr_at", "resolve_device"]
+
+EVAL_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """One finished epoch. ``epoch`` counts from 1; ``evaluations`` is cumulative."""
+
+    epoch: int
+    fraction: float
+    samples: int
+    evaluations: int
+    train_loss: float
+    train_top1: float
+    test_loss: float
+    test_top1: float
+    lr: float
+    epoch_s: float
+
+    def metrics(self) -> dict[str, float]:
+        return {k: float(v) for k, v in asdict(self).items() if k != "epoch"}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A finished (or stopped) run."""
+
+    epochs: int
+    best_top1: float
+    best_epoch: int
+    final_top1: float
+    evaluations: int
+    train_s: float
+
+    def metrics(self) -> dict[str, float]:
+        return {k: float(v) for k, v in asdict(self).items()}
+
+
+def lr_at(config: TrainConfig, epoch: int) -> float:
+    """Per-epoch learning rate (epoch 0-based): lr x decay^epoch, floored at lr_min."""
+    return max(config.lr_min, config.lr * config.lr_decay**epoch)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def take_subset(split: Split, size: int | None, seed: int = 0) -> Split:
+    """A class-balanced random subset, part of the data definition: the same for every run seed."""
+    if size is None or size >= len(split):
+        return split
+    order = stratified_order(split.labels.cpu(), generator(seed, "subset"))
+    return split.subset(order[:size])
+
+
+class Trainer:
+    """One training run. Runs on the worker that owns the trial's device."""
+
+    def __init__(self, config: TrainConfig, train: Split, test: Split, info: DatasetInfo) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        if config.threads is not None and self.device.type == "cpu":
+            torch.set_num_threads(config.threads)
+        if config.precision == "tf32":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        train = take_subset(train, config.train_subset)
+        test = take_subset(test, config.test_subset)
+        self.selector = make_selector(config.selection, train.labels, config.seed)
+        self.train = train.to(self.device)  # the whole split lives on the device as uint8
+        self.test = test.to(self.device)
+        self.n_train = len(train)
+        self.model = build_model(
+            config.model, info.channels, info.input_size, info.num_classes, config.seed
+        ).to(self.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self._forward: Callable[[torch.Tensor], torch.Tensor] = (
+            torch.compile(self.model) if config.compile else self.model  # type: ignore[assignment]
+        )
+        self.augment = train_transform(info.name) if config.augment else eval_transform(info.name)
+        self.prepare_test = eval_transform(info.name)
+        # Last training loss of every sample (informed selection reads it; NaN = never seen).
+        self.sample_loss = torch.full((self.n_train,), float("nan"), device=self.device)
+        self.epoch = 0  # epochs completed
+        self.step = 0  # optimizer steps taken
+        self.evaluations = 0
+        self.train_s = 0.0
+        self.history: list[EpochResult] = []
+
+    # -- one epoch -------------------------------------------------------------------------
+
+    def _inputs(self, images: torch.Tensor) -> torch.Tensor:
+        if self.config.channels_last:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16"
+        )
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = self.config.ema_decay
+        if self.config.ema_warmup:
+            decay = min(decay, (1 + self.step) / (10 + self.step))
+        ema_p = list(self.ema.parameters())
+        torch._foreach_lerp_(ema_p, list(self.model.parameters()), 1.0 - decay)
+        for ema_b, b in zip(self.ema.buffers(), self.model.buffers(), strict=True):
+            ema_b.copy_(b)
+
+    def run_epoch(self) -> EpochResult:
+        """Select, then train one epoch, then evaluate the EMA weights on the test set."""
+        t, cfg = self.epoch, self.config
+        start = time.perf_counter()
+        fraction = fraction_at(cfg.schedule, t, cfg.epochs)
+        count = count_for(fraction, self.n_train)
+        chosen = self.selector(t, count)  # [count] CPU int64
+        order = chosen[torch.randperm(count, generator=generator(cfg.seed, "order", t))]
+        order = order.to(self.device, non_blocking=True)
+        lr = lr_at(cfg, t)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        aug_gen = generator(cfg.seed, "augment", t, device=self.device)
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        for batch in order.split(cfg.batch_size):  # batches are index gathers
+            x = self._inputs(self.augment(self.train.images[batch], aug_gen))  # [B, C, S, S]
+            y = self.train.labels[batch]  # [B]
+            with self._autocast():
+                logits = self._forward(x)  # [B, K]
+            losses = F.cross_entropy(logits.float(), y, reduction="none")  # [B]
+            self.optimizer.zero_grad(set_to_none=True)
+            losses.mean().backward()
+            self.optimizer.step()
+            self.step += 1
+            self._update_ema()
+            detached = losses.detach()
+            self.sample_loss[batch] = detached
+            loss_sum += detached.sum()
+            correct += (logits.detach().argmax(1) == y).sum()
+        test_loss, test_top1 = self.evaluate()
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        epoch_s = time.perf_counter() - start
+        self.epoch += 1
+        self.evaluations += count
+        self.train_s += epoch_s
+        result = EpochResult(
+            epoch=self.epoch,
+            fraction=fraction,
+            samples=count,
+            evaluations=self.evaluations,
+            train_loss=loss_sum.item() / count,  # one host sync per epoch
+            train_top1=correct.item() / count,
+            test_loss=test_loss,
+            test_top1=test_top1,
+            lr=lr,
+            epoch_s=epoch_s,
+        )
+        self.history.append(result)
+        return result
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module | None = None) -> tuple[float, float]:
+        """(mean loss, top-1) of ``model`` (default: the EMA weights) on the test split."""
+        model = self.ema if model is None else model
+        model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        n = len(self.test)
+        for start in range(0, n, EVAL_BATCH):
+            x = self._inputs(self.prepare_test(self.test.images[start : start + EVAL_BATCH]))
+            y = self.test.labels[start : start + EVAL_BATCH]
+            with self._autocast():
+                logits = model(x).float()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+        return loss_sum.item() / n, correct.item() / n
+
+    # -- the whole run ---------------------------------------------------------------------
+
+    def fit(self, on_epoch: Callable[[EpochResult], None] | None = None) -> TrainResult:
+        """Train the remaining epochs, calling ``on_epoch`` after each."""
+        while self.epoch < self.config.epochs:
+            result = self.run_epoch()
+            if on_epoch is not None:
+                on_epoch(result)
+        return self.result()
+
+    def result(self) -> TrainResult:
+        if not self.history:
+            return TrainResult(self.epoch, 0.0, 0, 0.0, self.evaluations, self.train_s)
+        best = max(self.history, key=lambda r: r.test_top1)
+        return TrainResult(
+            epochs=self.epoch,
+            best_top1=best.test_top1,
+            best_epoch=best.epoch,
+            final_top1=self.history[-1].test_top1,
+            evaluations=self.evaluations,
+            train_s=self.train_s,
+        )
+
+    # -- checkpoints -----------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """The complete state; loadable with ``torch.load(weights_only=True)``."""
+        return {
+            "config": self.config.model_dump_json(),
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "sample_loss": self.sample_loss,
+            "epoch": self.epoch,
+            "step": self.step,
+            "evaluations": self.evaluations,
+            "train_s": self.train_s,
+            "history": [asdict(r) for r in self.history],
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = TrainConfig.model_validate_json(state["config"])
+        diff = _config_diff(saved, self.config)
+        if diff:
+            raise ValueError(f"checkpoint was written by another config: {json.dumps(diff)}")
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sample_loss.copy_(state["sample_loss"])
+        self.epoch = int(state["epoch"])
+        self.step = int(state["step"])
+        self.evaluations = int(state["evaluations"])
+        self.train_s = float(state["train_s"])
+        self.history = [EpochResult(**r) for r in state["history"]]
+        torch.set_rng_state(state["torch_rng"])
+
+
+# Where a run executes may change on resume (another node, another path to the same data).
+_PLACEMENT_FIELDS = {"device", "data_dir", "threads"}
+
+
+def _config_diff(a: TrainConfig, b: TrainConfig) -> dict[str, Any]:
+    da, db = a.model_dump(mode="json"), b.model_dump(mode="json")
+    keys = (da.keys() | db.keys()) - _PLACEMENT_FIELDS
+    return {k: [da.get(k), db.get(k)] for k in sorted(keys) if da.get(k) != db.get(k)}
