@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_schedules(sub)
     _add_train(sub)
+    from orchestrator.commands import add_commands  # submit, resume, status, report, demo
+
+    add_commands(sub)
     return parser
 
 
@@ -141,9 +144,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"done: {config.experiment} seed={config.seed}  best_top1={metrics['best_top1']:.4f} "
             f"(epoch {int(metrics['best_epoch'])})  final_top1={metrics['final_top1']:.4f}  "
             f"evaluations={int(metrics['evaluations'])}  train_s={metrics['train_s']:.1f}  "
-            f"energy_kwh={metrics['energy_kwh']:.3g} (measured)  "
-            f"emissions_kg={metrics['emissions_kg']:.3g} (measured)  "
-            f"estimate_kg={metrics['emissions_estimate_kg']:.3g} (paper-style estimate)"
+            + (f"energy_kwh={metrics['energy_kwh']:.3g} (measured)  "
+               f"emissions_kg={metrics['emissions_kg']:.3g} (measured)  "
+               if metrics["emissions_measured"] else "energy not measured (--no-emissions)  ")
+            + f"estimate_kg={metrics['emissions_estimate_kg']:.3g} (paper-style estimate)"
         )
     return 0
 

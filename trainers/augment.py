@@ -220,7 +220,8 @@ def _gray(x: Tensor) -> Tensor:
 def _crop_theta(batch: int, gen: torch.Generator, device: torch.device) -> Tensor:
     """Random resized crop + horizontal flip as theta [B, 2, 3] (output -> input)."""
     area = _uniform(*CROP_AREA, (batch,), gen, device)  # fraction of the image
-    log_aspect = _uniform(*(math.log(a) for a in CROP_ASPECT), (batch,), gen, device)
+    log_low, log_high = math.log(CROP_ASPECT[0]), math.log(CROP_ASPECT[1])
+    log_aspect = _uniform(log_low, log_high, (batch,), gen, device)
     u_centre = torch.rand((batch, 2), generator=gen, device=device)
     flip = torch.rand(batch, generator=gen, device=device) < FLIP_P
     # crop width / height as fractions of the side; clamped so the crop stays inside

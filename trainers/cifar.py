@@ -55,18 +55,16 @@ def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
     return codecs.encode(text, "latin1")
 
 
-def _allowed() -> dict[tuple[str, str], Any]:
-    # numpy 2 moved numpy.core to numpy._core; pickles may name either.
-    from numpy.lib.format import _reconstruct_ndarray  # noqa: F401  (only checks availability)
-
-    reconstruct = np.ndarray.__reduce__(np.zeros(0, np.uint8))[0]
-    return {
-        ("numpy.core.multiarray", "_reconstruct"): reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): reconstruct,
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        ("_codecs", "encode"): _latin1_encode,
-    }
+# numpy 2 moved numpy.core to numpy._core; pickles may name either. The reconstructor is
+# taken from ndarray's own reduce so no private module is imported by name.
+_RECONSTRUCT = np.zeros(0, np.uint8).__reduce__()[0]
+_ALLOWED: dict[tuple[str, str], Any] = {
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_encode,
+}
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -80,22 +78,19 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return found
 
 
-_ALLOWED: dict[tuple[str, str], Any] = {}
-
-
 def read_pickle(path: Path) -> Any:
     """Unpickle ``path`` allowing only NumPy array globals; any failure is a one-line DataError.
 
     Python 2 ``str`` values (the official files) come back as ``bytes``.
     """
-    if not _ALLOWED:
-        _ALLOWED.update(_allowed())
     try:
         with path.open("rb") as f:
             return _RestrictedUnpickler(f, encoding="bytes").load()
     except FileNotFoundError:
         raise missing_error(path, _WHAT) from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
+    except OSError as e:
+        raise DataError(f"{path}: unreadable ({type(e).__name__}: {e})") from e
+    except Exception as e:  # garbage bytes can make the unpickler raise almost anything
         raise DataError(f"{path}: not a valid CIFAR-10 pickle ({type(e).__name__}: {e})") from e
 
 
@@ -117,8 +112,12 @@ def read_batch(path: Path) -> Arrays:
     except KeyError as e:
         raise DataError(f"{path}: no {e.args[0]!r} entry in the batch dict") from None
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2:
-        found = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
-        raise DataError(f"{path}: expected data as a uint8 array [rows, {ROW_BYTES}], found {found}")
+        found = (
+            f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        )
+        raise DataError(
+            f"{path}: expected data as a uint8 array [rows, {ROW_BYTES}], found {found}"
+        )
     if data.shape[1] != ROW_BYTES:
         raise DataError(f"{path}: expected {ROW_BYTES} bytes per row, found {data.shape[1]}")
     try:
@@ -149,7 +148,7 @@ def has_cifar10(data_dir: Path) -> bool:
 
 
 def check_cifar10(data_dir: Path) -> None:
-    """Cheap pre-flight: every file present and framed like a pickle (protocol >= 2, STOP at end)."""
+    """Cheap pre-flight: every file present and framed like a pickle (PROTO first, STOP last)."""
     for path in _paths(data_dir):
         if not path.is_file():
             raise missing_error(path, _WHAT)
@@ -159,7 +158,9 @@ def check_cifar10(data_dir: Path) -> None:
             f.seek(max(size - 1, 0))
             tail = f.read(1)
         if head != pickle.PROTO:
-            raise DataError(f"{path}: not a CIFAR-10 pickle: starts with {head!r}, expected b'\\x80'")
+            raise DataError(
+                f"{path}: not a CIFAR-10 pickle: starts with {head!r}, expected b'\\x80'"
+            )
         if tail != pickle.STOP:
             raise DataError(f"{path}: truncated: a pickle ends with b'.', found {tail!r}")
 

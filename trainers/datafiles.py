@@ -9,8 +9,8 @@ from __future__ import annotations
 import gzip
 import struct
 import zlib
+from io import BufferedIOBase
 from pathlib import Path
-from typing import BinaryIO
 
 from trainers.errors import DataError
 
@@ -49,10 +49,10 @@ def _is_gzip(path: Path) -> bool:
     return path.suffix == ".gz"
 
 
-def open_data(path: Path) -> BinaryIO:
+def open_data(path: Path) -> BufferedIOBase:
     """Open ``path`` for binary reading, decompressing if its name ends in ``.gz``."""
     if _is_gzip(path):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        return gzip.GzipFile(path, "rb")
     return path.open("rb")
 
 
@@ -68,7 +68,7 @@ def stored_size(path: Path) -> int:
         return int(struct.unpack("<I", f.read(4))[0])
 
 
-def read_header(f: BinaryIO, path: Path, nbytes: int) -> bytes:
+def read_header(f: BufferedIOBase, path: Path, nbytes: int) -> bytes:
     """Exactly ``nbytes`` header bytes from an open file, or a 'truncated' DataError."""
     try:
         head = f.read(nbytes)
@@ -82,8 +82,26 @@ def read_header(f: BinaryIO, path: Path, nbytes: int) -> bytes:
 def check_size(path: Path, expected: int) -> None:
     """DataError unless the (uncompressed) size of ``path`` is ``expected`` bytes."""
     found = stored_size(path)
+    if found != expected and _is_gzip(path):
+        found = _count_gzip(path, expected)  # the trailer of a cut stream is garbage: count
     if found != expected:
         raise size_error(path, expected, found)
+
+
+def _count_gzip(path: Path, expected: int) -> int:
+    """Uncompressed size by decompressing (only on the error path, so checks stay cheap)."""
+    count = 0
+    try:
+        with gzip.open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                count += len(chunk)
+    except EOFError:
+        raise DataError(
+            f"{path}: truncated: gzip stream cut short, expected {expected} bytes from its header"
+        ) from None
+    except (OSError, zlib.error) as e:
+        raise DataError(f"{path}: unreadable ({type(e).__name__}: {e})") from e
+    return count
 
 
 def size_error(path: Path, expected: int, found: int) -> DataError:
@@ -92,7 +110,7 @@ def size_error(path: Path, expected: int, found: int) -> DataError:
     return DataError(f"{path}: {kind}: expected {expected} bytes from its header, found {found}")
 
 
-def read_body(f: BinaryIO, path: Path, header_bytes: int, body_bytes: int) -> bytearray:
+def read_body(f: BufferedIOBase, path: Path, header_bytes: int, body_bytes: int) -> bytearray:
     """Read exactly ``body_bytes`` after the header and make sure nothing follows.
 
     Returns a writable buffer, so ``np.frombuffer`` on it can go to ``torch.from_numpy``.

@@ -11,8 +11,8 @@ import gzip
 import logging
 import math
 import struct
+from io import BufferedIOBase
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ def raw_dir(data_dir: Path) -> Path:
     return Path(data_dir) / "MNIST" / "raw"
 
 
-def _parse_header(f: BinaryIO, path: Path, magic: int) -> tuple[int, ...]:
+def _parse_header(f: BufferedIOBase, path: Path, magic: int) -> tuple[int, ...]:
     (found,) = struct.unpack(">i", read_header(f, path, 4))
     if found != magic:
         raise DataError(f"{path}: not an IDX file: magic 0x{found:08x}, expected 0x{magic:08x}")

@@ -14,8 +14,8 @@ import logging
 import math
 import struct
 from dataclasses import dataclass
+from io import BufferedIOBase
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -44,8 +44,8 @@ log = logging.getLogger(__name__)
 
 UINT8_MAGIC = 0x1E3D4C55
 INT32_MAGIC = 0x1E3D4C54
-_DTYPES = {UINT8_MAGIC: np.dtype("<u1"), INT32_MAGIC: np.dtype("<i4")}
-_MAGICS = {np.dtype("u1"): UINT8_MAGIC, np.dtype("i4"): INT32_MAGIC}
+_DTYPES: dict[int, np.dtype] = {UINT8_MAGIC: np.dtype("<u1"), INT32_MAGIC: np.dtype("<i4")}
+_MAGICS: dict[np.dtype, int] = {np.dtype("u1"): UINT8_MAGIC, np.dtype("i4"): INT32_MAGIC}
 
 URL = "https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/"
 PREFIXES = {
@@ -103,7 +103,7 @@ def file_name(split: str, kind: str) -> str:
     return f"{PREFIXES[split]}-{kind}.mat"
 
 
-def _parse_header(f: BinaryIO, path: Path) -> NorbHeader:
+def _parse_header(f: BufferedIOBase, path: Path) -> NorbHeader:
     magic, ndim = struct.unpack("<ii", read_header(f, path, 8))
     if magic not in _DTYPES:
         raise DataError(
@@ -138,7 +138,9 @@ def read_norb(path: Path) -> np.ndarray:
 def write_norb(path: Path, array: np.ndarray) -> None:
     """Write a uint8 or int32 ``array`` as a NORB file (gzipped if ``path`` ends in ``.gz``)."""
     if array.dtype not in _MAGICS or array.ndim < 1:
-        raise ValueError(f"NORB writer takes uint8 or int32 arrays, got {array.dtype=} {array.ndim=}")
+        raise ValueError(
+            f"NORB writer takes uint8 or int32 arrays, got {array.dtype=} {array.ndim=}"
+        )
     sizes = list(array.shape) + [1] * (3 - array.ndim)
     head = struct.pack(f"<ii{len(sizes)}i", _MAGICS[array.dtype], array.ndim, *sizes)
     data = head + np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
@@ -192,7 +194,7 @@ def check_smallnorb(data_dir: Path) -> None:
 
 
 def download_smallnorb(data_dir: Path) -> None:
-    """Download the six official ``.gz`` files from NYU into ``data_dir/smallnorb`` (kept gzipped)."""
+    """Download the six official ``.gz`` files from NYU into ``data_dir/smallnorb`` (kept gz)."""
     from torchvision.datasets.utils import download_url
 
     root = norb_dir(data_dir)

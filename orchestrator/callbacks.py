@@ -1,0 +1,170 @@
+"""Tune callbacks on the driver: MLflow logging and the live progress view."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from typing import Any
+
+from ray.tune import Callback
+from rich.console import Console
+
+from orchestrator.tracking import EPOCH_METRICS, FINAL_METRICS, Tracker
+
+__all__ = ["MlflowCallback", "ProgressCallback"]
+
+log = logging.getLogger(__name__)
+
+HARDWARE_TAGS = ("node", "node_ip", "node_id", "cpu_model", "gpu_model", "hardware")
+
+
+def _key(trial: Any) -> str:
+    return str(trial.config["trial"]["key"])
+
+
+def _history_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["epoch", *EPOCH_METRICS])
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k) for k in ["epoch", *EPOCH_METRICS]})
+    return buf.getvalue()
+
+
+class MlflowCallback(Callback):
+    """Logs each trial into its one deterministic MLflow run (runs on the driver)."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+        self.history: dict[str, list[dict[str, Any]]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its run config; the live client stays with this driver.
+        return {"history": {}}
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.tracker.set_tags(_key(trial), {"lessdata.state": "running",
+                                            "lessdata.tune_trial_id": trial.trial_id})
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        key = _key(trial)
+        hw = {f"lessdata.{k}": result[k] for k in HARDWARE_TAGS if k in result}
+        if hw:
+            self.tracker.set_tags(key, hw)
+        if result.get("final"):
+            metrics = {k: result[k] for k in FINAL_METRICS if k in result}
+            metrics.update(
+                best_epoch=result["best_epoch"],
+                emissions_measured=result["emissions_measured"],
+                emissions_share=result["emissions_share"],
+            )
+            artifacts = {"epochs.csv": _history_csv(self._full_history(key))}
+            if result.get("codecarbon_csv"):
+                artifacts["codecarbon/emissions.csv"] = result["codecarbon_csv"]
+            self.tracker.set_tags(key, {"lessdata.emissions_attribution":
+                                        result.get("emissions_attribution", "")})
+            self.tracker.log_final(key, metrics, artifacts)
+            self.tracker.update_parent(trial.config["trial"]["experiment"])
+            return
+        epoch = int(result["epoch"])
+        row = {"epoch": epoch, **{k: result[k] for k in EPOCH_METRICS}}
+        self.history.setdefault(key, []).append(row)
+        self.tracker.log_epoch(key, epoch, {k: result[k] for k in EPOCH_METRICS})
+
+    def _full_history(self, key: str) -> list[dict[str, Any]]:
+        """Epochs seen by this driver, completed from MLflow for epochs logged earlier."""
+        rows = {r["epoch"]: r for r in self.history.get(key, [])}
+        if len(rows) and min(rows) == 1:
+            return [rows[e] for e in sorted(rows)]
+        try:
+            run_id = self.tracker.runs[key]
+            for name in EPOCH_METRICS:
+                for m in self.tracker.client.get_metric_history(run_id, name):
+                    rows.setdefault(m.step, {"epoch": m.step})[name] = m.value
+        except Exception as exc:  # noqa: BLE001 - the CSV is a convenience, not the record
+            log.warning("could not read earlier epochs of %s: %s", key, exc)
+        return [rows[e] for e in sorted(rows)]
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        error = getattr(trial, "error_file", None) or "see the Ray Tune trial log"
+        self.tracker.mark_failed(_key(trial), f"trial failed after retries: {error}")
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        if self.tracker.pending:
+            self.tracker.drain()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.tracker.close_parents()
+        if not self.tracker.flush():
+            log.error("%d tracking writes could not be sent", self.tracker.pending)
+
+
+class ProgressCallback(Callback):
+    """One line per trial event and a periodic summary: done / running / failed, ETA."""
+
+    def __init__(self, total: int, console: Console | None = None,
+                 every_s: float = 10.0) -> None:
+        self.total = total
+        self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
+        self.every_s = every_s
+        self.started = time.monotonic()
+        self._last = 0.0
+        self.done: set[str] = set()
+        self.failed: set[str] = set()
+        self.running: set[str] = set()
+        self.epochs: dict[str, tuple[int, int]] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["console"] = None  # holds locks; Tune pickles its run config
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def _summary(self) -> str:
+        elapsed = time.monotonic() - self.started
+        finished = len(self.done) + len(self.failed)
+        progress = sum(e / max(1, n) for k, (e, n) in self.epochs.items() if k not in self.done)
+        units = len(self.done) + progress
+        eta = elapsed / units * (self.total - units) if units > 0 else float("nan")
+        eta_s = "?" if eta != eta else f"{eta:,.0f}s"
+        return (f"[{finished}/{self.total}] done={len(self.done)} running={len(self.running)} "
+                f"failed={len(self.failed)} pending={self.total - finished - len(self.running)} "
+                f"elapsed={elapsed:,.0f}s eta={eta_s}")
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        key = _key(trial)
+        self.running.add(key)
+        self.console.print(f"start  {key}  {self._summary()}")
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        key = _key(trial)
+        if not result.get("final"):
+            epochs = int(trial.config["trial"]["config"]["epochs"])
+            self.epochs[key] = (int(result["epoch"]), epochs)
+        if time.monotonic() - self._last > self.every_s:
+            self._last = time.monotonic()
+            self.console.print(f"       {self._summary()}")
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        key = _key(trial)
+        self.running.discard(key)
+        self.done.add(key)
+        top1 = (trial.last_result or {}).get("best_top1")
+        shown = f" best_top1={top1:.4f}" if isinstance(top1, float) else ""
+        self.console.print(f"done   {key}{shown}  {self._summary()}")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        key = _key(trial)
+        self.running.discard(key)
+        self.failed.add(key)
+        self.console.print(f"[red]failed[/red] {key}  {self._summary()}")
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.console.print(f"retry  {_key(trial)} (from its last checkpoint)")

@@ -1,0 +1,238 @@
+"""Experiment grids: YAML data in ``search_spaces/``, validated, expanded into trials.
+
+A grid names a dataset, the model and training settings, the seeds (an explicit axis),
+the experiments (E-numbers and/or user-defined schedules), the selection strategy, the
+resources of one trial and the emissions settings. Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from orchestrator.validate import build_train_config, parse_model
+from trainers.config import (
+    DatasetName,
+    EmissionsConfig,
+    ModelConfig,
+    SelectionName,
+    TrainConfig,
+)
+from trainers.errors import ConfigError
+from trainers.experiments import EXPERIMENTS
+from trainers.schedule import Schedule
+
+__all__ = ["Grid", "Resources", "TrialSpec", "load_grid", "shipped_grids", "trial_key"]
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Resources(_Strict):
+    """What one trial asks Ray for."""
+
+    cpu: Annotated[float, Field(gt=0.0)] = 1.0
+    gpu: Annotated[float, Field(ge=0.0)] = 0.0
+    """Fractional GPUs pack several small trials onto one device (e.g. 0.25)."""
+    node_type: str | None = None
+    """A Ray custom resource every trial needs 0.001 of: pins a grid to one kind of node."""
+
+    @field_validator("gpu")
+    @classmethod
+    def _whole_or_fraction(cls, gpu: float) -> float:
+        if gpu > 1.0 and gpu != int(gpu):
+            raise ValueError(f"more than one GPU must be a whole number, got gpu={gpu}")
+        return gpu
+
+    def ray_resources(self) -> dict[str, float]:
+        res = {"cpu": self.cpu, "gpu": self.gpu}
+        if self.node_type:
+            res[self.node_type] = 0.001
+        return res
+
+
+class CustomExperiment(_Strict):
+    """A user-defined schedule, named in the grid."""
+
+    name: Annotated[str, Field(pattern=NAME)]
+    schedule: Schedule
+
+
+class Training(_Strict):
+    """Overrides of the training recipe (TrainConfig fields)."""
+
+    lr: Annotated[float, Field(gt=0.0)] | None = None
+    lr_decay: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
+    ema_decay: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
+    augment: bool | None = None
+    train_subset: Annotated[int, Field(ge=1)] | None = None
+    test_subset: Annotated[int, Field(ge=1)] | None = None
+    device: str | None = None
+    precision: str | None = None
+    compile: bool | None = None
+    channels_last: bool | None = None
+    threads: Annotated[int, Field(ge=1)] | None = None
+
+
+class Grid(_Strict):
+    """One experiment grid: every experiment x every seed is one trial."""
+
+    name: Annotated[str, Field(pattern=NAME)]
+    description: str = ""
+    dataset: DatasetName
+    data_dir: Path | None = None
+    epochs: Annotated[int, Field(ge=1)] = 300
+    batch_size: Annotated[int, Field(ge=1)] = 120
+    seeds: Annotated[int, Field(ge=1, le=1000)] | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = 1
+    experiments: list[str] = Field(default_factory=list)
+    custom: list[CustomExperiment] = Field(default_factory=list)
+    selection: SelectionName = "fixed"
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: Training = Field(default_factory=Training)
+    resources: Resources = Field(default_factory=Resources)
+    emissions: EmissionsConfig = Field(default_factory=EmissionsConfig)
+    checkpoint_every: Annotated[int, Field(ge=1)] = 1
+    """Checkpoint the whole trainer state every k epochs (and at the last)."""
+    max_failures: Annotated[int, Field(ge=0)] = 2
+    """Retries of a failed trial, each from its last checkpoint."""
+
+    @field_validator("experiments")
+    @classmethod
+    def _known_experiments(cls, names: list[str]) -> list[str]:
+        canonical = {k.lower(): k for k in EXPERIMENTS}
+        out = []
+        for name in names:
+            key = canonical.get(str(name).strip().lower())
+            if key is None:
+                raise ValueError(
+                    f"unknown experiment {name!r}; expected one of: {', '.join(EXPERIMENTS)}"
+                )
+            out.append(key)
+        return out
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: int | list[int]) -> int | list[int]:
+        if isinstance(seeds, list) and len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {seeds}")
+        return seeds
+
+    @model_validator(mode="after")
+    def _has_experiments(self) -> Grid:
+        labels = self.experiments + [c.name for c in self.custom]
+        if not labels:
+            raise ValueError("a grid needs at least one experiment (experiments: or custom:)")
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"experiment names must be unique, got {labels}")
+        return self
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    def schedules(self) -> dict[str, Schedule]:
+        """Experiment label -> schedule, in grid order."""
+        table: dict[str, Schedule] = {name: EXPERIMENTS[name] for name in self.experiments}
+        table.update({c.name: c.schedule for c in self.custom})
+        return table
+
+    def train_config(self, experiment: str, seed: int) -> TrainConfig:
+        overrides = self.training.model_dump(exclude_none=True)
+        return build_train_config(
+            {
+                "dataset": self.dataset,
+                "data_dir": self.data_dir,
+                "experiment": experiment,
+                "schedule": self.schedules()[experiment].model_dump(),
+                "selection": self.selection,
+                "seed": seed,
+                "epochs": self.epochs,
+                "batch_size": self.batch_size,
+                "model": self.model.model_dump(),
+                "emissions": self.emissions.model_dump(),
+                **overrides,
+            },
+            where=f"grid {self.name}",
+        )
+
+    def trials(self, grid_name: str | None = None) -> list[TrialSpec]:
+        """Every experiment x seed, experiments outer."""
+        name = grid_name or self.name
+        return [
+            TrialSpec(
+                key=trial_key(name, experiment, seed),
+                grid=name,
+                experiment=experiment,
+                seed=seed,
+                config=self.train_config(experiment, seed),
+                checkpoint_every=self.checkpoint_every,
+            )
+            for experiment in self.schedules()
+            for seed in self.seed_list()
+        ]
+
+
+class TrialSpec(_Strict):
+    """What one Ray Tune trial runs; travels in the trial's param dict."""
+
+    key: str
+    grid: str
+    experiment: str
+    seed: int
+    config: TrainConfig
+    checkpoint_every: int = 1
+    checkpoint_dir: str = ""
+
+
+def trial_key(grid: str, experiment: str, seed: int) -> str:
+    """The deterministic identity of a trial (and of its MLflow run)."""
+    return f"{grid}/{experiment}/seed={seed}"
+
+
+def shipped_grids() -> dict[str, Path]:
+    """Grid name -> path of every YAML shipped in ``search_spaces``."""
+    root = resources.files("search_spaces")
+    return {
+        Path(str(p)).stem: Path(str(p)) for p in root.iterdir() if str(p).endswith(".yaml")
+    }
+
+
+def load_grid(ref: str | Path, **overrides: Any) -> Grid:
+    """A shipped grid's name or a YAML path -> validated Grid (with CLI overrides applied)."""
+    path = Path(ref)
+    shipped = shipped_grids()
+    if not path.suffix and str(ref) in shipped:
+        path = shipped[str(ref)]
+    elif not path.exists():
+        raise ConfigError(
+            f"no grid {str(ref)!r}: not a file and not a shipped grid "
+            f"({', '.join(sorted(shipped))})"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read grid file: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a grid file must be a YAML mapping, got {type(raw).__name__}")
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    grid = parse_model(Grid, raw, where=str(path))
+    # Expanding checks every trial's full TrainConfig too, before any compute.
+    grid.trials()
+    return grid
+
+
+def slug(name: str) -> str:
+    """A file-system safe form of a grid or trial name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)

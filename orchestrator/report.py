@@ -1,0 +1,276 @@
+"""The paper-style report of a grid, on the driver: table, JSON rows, files, MLflow artifacts.
+
+Everything here reads the two tables of ``orchestrator/aggregate.py``; nothing recomputes
+statistics. ``make_report`` is what ``lessdata report`` calls.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from orchestrator.aggregate import (
+    experiment_table,
+    hardware_warning,
+    pareto_mask,
+    trial_table,
+)
+from trainers.errors import TrackingError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from pydantic import TypeAdapter
+    from rich.console import Console
+
+    from trainers.schedule import Schedule
+
+__all__ = ["log_report", "make_report", "render", "report_rows", "schedule_summary",
+           "write_outputs"]
+
+DASH = "—"
+NOTE = ("top-1: best epoch, mean ± sample std over seeds; Δ: percentage points vs Benchmark; "
+        "p: Welch's t-test vs Benchmark; changes: vs Benchmark's mean")
+
+
+# -- rows and cells ------------------------------------------------------------------------
+
+
+def report_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """The experiment table as JSON-ready dicts (NaN and infinities become None)."""
+    rows = []
+    for record in table.to_dict("records"):
+        row = {str(k): _plain(v) for k, v in record.items()}
+        row["schedule_summary"] = schedule_summary(record["schedule"])
+        rows.append(row)
+    return rows
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NA or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return value
+
+
+@functools.cache
+def _adapter() -> TypeAdapter[Schedule]:
+    from pydantic import TypeAdapter
+
+    from trainers.schedule import Schedule
+
+    return TypeAdapter(Schedule)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:g}%"
+
+
+def schedule_summary(schedule_json: str) -> str:
+    """'d=25% e=75%', 's=50%', 'n=9', 'full data', or piecewise 'from 0%: 25%, from 50%: 100%'."""
+    from pydantic import ValidationError
+
+    try:
+        s = _adapter().validate_json(schedule_json)
+    except (ValidationError, ValueError, TypeError):
+        return str(schedule_json)
+    if s.method == "data_step":
+        return f"d={_pct(s.d)} e={_pct(s.e)}"
+    if s.method == "data_increment":
+        return f"s={_pct(s.s)}"
+    if s.method == "data_cut":
+        return f"n={s.n}"
+    if s.method == "piecewise":
+        return ", ".join(f"from {_pct(b.at)}: {_pct(b.fraction)}" for b in s.breakpoints)
+    return "full data"
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _num(value: Any, fmt: str) -> str:
+    return format(float(value), fmt) if _finite(value) else DASH
+
+
+def _with_change(value: Any, change: Any, fmt: str) -> str:
+    """'120.5 (-50.0%)'; the change is left out where there is no Benchmark to compare to."""
+    text = _num(value, fmt)
+    return f"{text} ({float(change):+.1f}%)" if text != DASH and _finite(change) else text
+
+
+def _cells(row: dict[str, Any]) -> dict[str, str]:
+    """One experiment's display strings; the terminal and the Markdown table share them."""
+    evaluations = _num(row["evaluations"], ",.0f")
+    if _finite(row["evaluations_pct"]):
+        evaluations += f" ({row['evaluations_pct']:.4g}%)"
+    top1 = (f"{_num(100 * row['top1_mean'], '.2f')} ± {_num(100 * row['top1_std'], '.2f')}"
+            f" ({row['n']})")
+    return {
+        "Experiment": str(row["experiment"]),
+        "Schedule": schedule_summary(row["schedule"]),
+        "Evaluations (% of B)": evaluations,
+        "Top-1 % (n)": top1,
+        "Δ pp": _num(row["top1_delta"], "+.3f"),
+        "p": _num(row["p_value"], ".3g"),
+        "Runtime s": _with_change(row["runtime_s_mean"], row["runtime_change_pct"], ".1f"),
+        "Energy kWh": _with_change(row["energy_kwh_mean"], row["energy_change_pct"], ".4g"),
+        "CO2 kg": _with_change(row["emissions_kg_mean"], row["emissions_change_pct"], ".4g"),
+    }
+
+
+def render(table: pd.DataFrame, console: Console) -> None:
+    """Print the paper-style comparison table."""
+    from rich.table import Table
+
+    if table.empty:
+        console.print("no finished trials yet")
+        return
+    cells = [_cells(row) for row in table.to_dict("records")]
+    out = Table(caption=NOTE, caption_justify="left")
+    for i, header in enumerate(cells[0]):
+        out.add_column(header, justify="left" if i < 2 else "right", no_wrap=i != 1)
+    for row in cells:
+        out.add_row(*row.values())
+    console.print(out)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The same table as GitHub Markdown."""
+    cells = [_cells(row) for row in table.to_dict("records")]
+    if not cells:
+        return "no finished trials yet\n"
+    headers = list(cells[0])
+    lines = ["| " + " | ".join(headers) + " |",
+             "|" + "|".join("---" if i < 2 else "---:" for i in range(len(headers))) + "|"]
+    lines += ["| " + " | ".join(v.replace("|", "\\|") for v in row.values()) + " |"
+              for row in cells]
+    return "\n".join(lines) + f"\n\n{NOTE}\n"
+
+
+# -- files and plots -----------------------------------------------------------------------
+
+
+def write_outputs(trials: pd.DataFrame, table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """report.csv, trials.csv, report.md and three PNG plots under ``out_dir``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / name for name in ("report.csv", "trials.csv", "report.md",
+                                         "accuracy_vs_evaluations.png",
+                                         "accuracy_vs_energy.png", "schedules.png")]
+    table.to_csv(paths[0], index=False)
+    trials.to_csv(paths[1], index=False)
+    paths[2].write_text(markdown(table))
+    relative = table["evaluations_pct"].notna().any()
+    x, label = (("evaluations_pct", "evaluations (% of Benchmark)") if relative
+                else ("evaluations", "evaluations (images trained on)"))
+    _plot_accuracy(table, x, label, paths[3])
+    _plot_accuracy(table, "energy_kwh_mean", "energy (kWh, mean over seeds)", paths[4])
+    _plot_schedules(table, paths[5])
+    return paths
+
+
+def _figure() -> tuple[Any, Axes]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 5.5))  # no pyplot: no global figure state
+    return fig, fig.add_subplot()
+
+
+def _plot_accuracy(table: pd.DataFrame, x_col: str, x_label: str, path: Path) -> None:
+    """Mean top-1 with 95% CI bars vs a cost; the Pareto front (cheaper and better) marked."""
+    fig, ax = _figure()
+    data = table[np.isfinite(table[x_col].astype(float)) & np.isfinite(table["top1_mean"])]
+    x = data[x_col].to_numpy(float)
+    y = 100 * data["top1_mean"].to_numpy(float)
+    err = 100 * np.nan_to_num(data["top1_ci95"].to_numpy(float))
+    if len(data):
+        ax.errorbar(x, y, yerr=err, fmt="o", capsize=3, label="mean top-1 (95% CI)")
+        front = np.array(pareto_mask(list(x), list(y)))
+        order = np.argsort(x[front])
+        ax.plot(x[front][order], y[front][order], "--s", mfc="none", ms=11, color="tab:red",
+                label="Pareto front")
+        for name, xi, yi in zip(data["experiment"], x, y, strict=True):
+            ax.annotate(str(name), (xi, yi), xytext=(5, 5), textcoords="offset points",
+                        fontsize=8)
+        ax.legend(loc="lower right")
+    else:
+        ax.text(0.5, 0.5, f"no data for {x_label}", transform=ax.transAxes, ha="center")
+    ax.set(xlabel=x_label, ylabel="top-1 accuracy (%, best epoch)",
+           title=f"accuracy vs {x_label.split(' (')[0]}")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def _plot_schedules(table: pd.DataFrame, path: Path) -> None:
+    """The per-epoch training fraction of every experiment in the table."""
+    from trainers.schedule import fractions
+
+    fig, ax = _figure()
+    for row in table.to_dict("records"):
+        epochs = row["epochs"]
+        if not _finite(epochs) or epochs < 1:
+            continue
+        schedule = _adapter().validate_json(row["schedule"])
+        values = [100 * f for f in fractions(schedule, int(epochs))]
+        ax.plot(range(1, int(epochs) + 1), values, drawstyle="steps-mid", marker=".",
+                label=f"{row['experiment']} ({schedule_summary(row['schedule'])})")
+    if ax.lines:  # outside the axes: staircases cover most of the plot
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set(xlabel="epoch", ylabel="training data used (%)", ylim=(0, 105),
+           title="data schedules")
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+
+
+# -- MLflow --------------------------------------------------------------------------------
+
+
+def log_report(tracking_uri: str, grid: str, paths: list[Path]) -> str:
+    """Log ``paths`` as artifacts of the grid's one report run (found again by its tags)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name(grid)
+    if experiment is None:
+        raise TrackingError(f"no grid named {grid!r} at {tracking_uri}")
+    quoted = grid.replace("'", "\\'")
+    found = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`lessdata.kind` = 'grid' and tags.`lessdata.grid` = '{quoted}'",
+        order_by=["attributes.start_time ASC"],
+        max_results=1,
+    )
+    if found:
+        run_id = found[0].info.run_id
+    else:
+        tags = {"lessdata.kind": "grid", "lessdata.grid": grid}
+        run_id = client.create_run(experiment.experiment_id, run_name="report",
+                                   tags=tags).info.run_id
+    for path in paths:
+        client.log_artifact(run_id, str(path))
+    client.set_terminated(run_id)
+    return run_id
+
+
+def make_report(tracking_uri: str, grid: str, out_dir: Path | None
+                ) -> tuple[pd.DataFrame, list[dict[str, Any]], str | None]:
+    """Both tables from MLflow; with ``out_dir``, the files written and logged to MLflow."""
+    trials = trial_table(tracking_uri, grid)
+    table = experiment_table(trials)
+    if out_dir is not None:
+        log_report(tracking_uri, grid, write_outputs(trials, table, Path(out_dir)))
+    return table, report_rows(table), hardware_warning(trials)

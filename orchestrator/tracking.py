@@ -1,0 +1,363 @@
+"""MLflow tracking, on the driver: deterministic run identity, buffered writes.
+
+Every trial's run is found again by its tag ``lessdata.trial_key`` (grid/experiment/seed):
+a resumed or re-submitted grid never makes a second run for the same trial. Writes go
+through a queue: when the server is away they wait (in order) and are sent once it is
+back, so a tracking outage never fails a trial. Steps already in MLflow are never logged
+again. See docs/tracking.md for every tag, param and metric.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from trainers.errors import TrackingError
+
+__all__ = [
+    "FINAL_METRICS",
+    "Tracker",
+    "check_tracking",
+    "default_tracking_uri",
+    "flatten",
+    "git_sha",
+    "package_version",
+]
+
+log = logging.getLogger(__name__)
+
+T = "lessdata."  # tag prefix
+FINAL_METRICS = (
+    "best_top1",
+    "final_top1",
+    "total_evaluations",
+    "train_s",
+    "trial_s",
+    "energy_kwh",
+    "emissions_kg",
+    "emissions_estimate_kg",
+)
+EPOCH_METRICS = (
+    "fraction", "samples", "evaluations", "train_loss", "train_top1",
+    "test_loss", "test_top1", "lr", "epoch_s",
+)  # fmt: skip
+
+
+def default_tracking_uri() -> str:
+    """$MLFLOW_TRACKING_URI, else a local SQLite store under ./runs (no server needed)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    Path("runs").mkdir(exist_ok=True)
+    return f"sqlite:///{Path('runs/mlflow.db').resolve()}"
+
+
+def check_tracking(uri: str, timeout_s: float = 5.0) -> None:
+    """Refuse an unreachable or unauthorised tracking server before any compute."""
+    if not uri.startswith(("http://", "https://")):
+        if uri.startswith("sqlite:///"):
+            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return
+    base = uri.rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{base}/health", timeout=timeout_s) as resp:
+            resp.read()
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(f"tracking server {uri} is unreachable: {reason}") from None
+    request = urllib.request.Request(
+        f"{base}/api/2.0/mlflow/experiments/search?max_results=1", headers=_auth_headers()
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:
+            resp.read()
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            hint = (
+                "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+                if "MLFLOW_TRACKING_USERNAME" not in os.environ
+                else "check MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD"
+            )
+            raise TrackingError(
+                f"tracking server {uri} refused the credentials (HTTP {exc.code}): {hint}"
+            ) from None
+        raise TrackingError(f"tracking server {uri} answered HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise TrackingError(f"tracking server {uri} is unreachable: {exc}") from None
+
+
+def _auth_headers() -> dict[str, str]:
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    password = os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
+    if not user:
+        return {}
+    import base64
+
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lessdata")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def git_sha() -> str:
+    """The code's commit ($LESSDATA_GIT_SHA in images without .git)."""
+    if sha := os.environ.get("LESSDATA_GIT_SHA"):
+        return sha
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config -> {'model.width': '0.25', ...} for MLflow params."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = str(value)
+    return out
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "\\'")
+
+
+class Tracker:
+    """The driver's MLflow writer for one grid. Not thread-safe; Tune calls back serially."""
+
+    def __init__(self, uri: str, grid: str) -> None:
+        import mlflow
+        from mlflow import MlflowClient
+
+        # A server away must not block the driver for minutes in MLflow's own retries:
+        # our queue retries instead.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        self.uri = uri
+        self.grid = grid
+        self.client = MlflowClient(tracking_uri=uri)
+        self._mlflow = mlflow
+        existing = self.client.get_experiment_by_name(grid)
+        self.experiment_id = (
+            existing.experiment_id if existing else self.client.create_experiment(grid)
+        )
+        self.runs: dict[str, str] = {}  # trial key -> run id
+        self.parents: dict[str, str] = {}  # experiment label -> parent run id
+        self.last_step: dict[str, int] = {}  # run id -> last epoch already in MLflow
+        self._pending: deque[tuple[str, Callable[[], Any]]] = deque()
+
+    # -- finding runs ----------------------------------------------------------------------
+
+    def search(self, kind: str, extra: str = "") -> list[Any]:
+        flt = f"tags.`{T}grid` = '{_quote(self.grid)}' and tags.`{T}kind` = '{kind}'"
+        if extra:
+            flt += f" and {extra}"
+        runs, token = [], None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id], filter_string=flt, max_results=1000, page_token=token
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    def ensure_runs(self, trials: Iterable[Any], train_size: int | None = None) -> None:
+        """Find or create the parent run of every experiment and the run of every trial."""
+        trials = list(trials)
+        found = {r.data.tags[f"{T}trial_key"]: r for r in self.search("trial")}
+        parents = {r.data.tags[f"{T}experiment"]: r.info.run_id for r in self.search("experiment")}
+        for spec in trials:
+            if spec.experiment not in parents:
+                parents[spec.experiment] = self.client.create_run(
+                    self.experiment_id,
+                    run_name=f"{spec.experiment}",
+                    tags=self._tags(spec, kind="experiment"),
+                ).info.run_id
+            self.parents[spec.experiment] = parents[spec.experiment]
+            if spec.key in found:
+                run = found[spec.key]
+                self.runs[spec.key] = run.info.run_id
+                history = self.client.get_metric_history(run.info.run_id, "evaluations")
+                self.last_step[run.info.run_id] = max((m.step for m in history), default=0)
+                continue
+            tags = {
+                **self._tags(spec, kind="trial"),
+                "mlflow.parentRunId": parents[spec.experiment],
+                f"{T}state": "pending",
+            }
+            run_id = self.client.create_run(
+                self.experiment_id, run_name=f"{spec.experiment}-seed{spec.seed}", tags=tags
+            ).info.run_id
+            params = flatten(spec.config.model_dump(mode="json"))
+            params.update(
+                lessdata_version=package_version(),
+                git_sha=git_sha(),
+                checkpoint_every=str(spec.checkpoint_every),
+            )
+            if train_size is not None:
+                params["train_size"] = str(train_size)
+            self._mlflow_params(run_id, params)
+            self.runs[spec.key] = run_id
+            self.last_step[run_id] = 0
+
+    def _tags(self, spec: Any, kind: str) -> dict[str, str]:
+        cfg = spec.config
+        tags = {
+            f"{T}kind": kind,
+            f"{T}grid": self.grid,
+            f"{T}experiment": spec.experiment,
+            f"{T}method": cfg.schedule.method,
+            f"{T}schedule": cfg.schedule.model_dump_json(),
+            f"{T}dataset": cfg.dataset,
+            f"{T}selection": cfg.selection,
+        }
+        if kind == "trial":
+            tags.update({f"{T}trial_key": spec.key, f"{T}seed": str(spec.seed)})
+        return tags
+
+    def _mlflow_params(self, run_id: str, params: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, v[:6000]) for k, v in params.items()]
+        for start in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[start : start + 100], synchronous=True)
+
+    def finished_keys(self) -> set[str]:
+        return {
+            r.data.tags[f"{T}trial_key"]
+            for r in self.search("trial", f"tags.`{T}state` = 'finished'")
+        }
+
+    # -- buffered writes -------------------------------------------------------------------
+
+    def _enqueue(self, what: str, op: Callable[[], Any]) -> None:
+        self._pending.append((what, op))
+        self.drain()
+
+    def drain(self) -> bool:
+        """Send what waits, in order; stop at the first failure. True when all is sent."""
+        while self._pending:
+            what, op = self._pending[0]
+            try:
+                op()
+            except Exception as exc:  # noqa: BLE001 - any failure means: try again later
+                log.warning("tracking server unavailable (%s); %d writes wait: %s",
+                            what, len(self._pending), str(exc).splitlines()[0][:200])
+                return False
+            self._pending.popleft()
+        return True
+
+    def flush(self, timeout_s: float = 120.0, interval_s: float = 2.0) -> bool:
+        """Wait up to ``timeout_s`` for every queued write to reach the server."""
+        deadline = time.monotonic() + timeout_s
+        while not self.drain():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(interval_s)
+        return True
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def log_epoch(self, key: str, step: int, metrics: dict[str, float]) -> None:
+        """Per-epoch metrics at ``step`` (the epoch); a step already logged is skipped."""
+        run_id = self.runs[key]
+        if step <= self.last_step.get(run_id, 0):
+            return
+        self.last_step[run_id] = step
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self._enqueue(f"epoch {step} of {key}",
+                      lambda: self.client.log_batch(run_id, metrics=items, synchronous=True))
+
+    def set_tags(self, key: str, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        run_id = self.runs[key]
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        self._enqueue(f"tags of {key}",
+                      lambda: self.client.log_batch(run_id, tags=items, synchronous=True))
+
+    def log_final(self, key: str, metrics: dict[str, float], artifacts: dict[str, str]) -> None:
+        """Final metrics and text artifacts (name -> content); marks the run finished."""
+        from mlflow.entities import Metric, RunTag
+
+        run_id = self.runs[key]
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        done = [RunTag(f"{T}state", "finished")]
+
+        def op() -> None:
+            for name, text in artifacts.items():
+                self.client.log_text(run_id, text, name)
+            self.client.log_batch(run_id, metrics=items, tags=done, synchronous=True)
+            self.client.set_terminated(run_id, "FINISHED")
+
+        self._enqueue(f"final metrics of {key}", op)
+
+    def mark_failed(self, key: str, reason: str) -> None:
+        run_id = self.runs[key]
+
+        def op() -> None:
+            self.client.set_tag(run_id, f"{T}state", "failed")
+            self.client.set_tag(run_id, f"{T}error", reason[:5000])
+            self.client.set_terminated(run_id, "FAILED")
+
+        self._enqueue(f"failure of {key}", op)
+
+    def update_parent(self, experiment: str) -> None:
+        """Mean and std over the finished seeds of every final metric, on the parent run."""
+        self._enqueue(f"aggregate of {experiment}", lambda: self._aggregate(experiment))
+
+    def _aggregate(self, experiment: str) -> None:
+        from mlflow.entities import Metric
+
+        children = self.search(
+            "trial",
+            f"tags.`{T}experiment` = '{_quote(experiment)}' and tags.`{T}state` = 'finished'",
+        )
+        now = int(time.time() * 1000)
+        items = [Metric("n_seeds", float(len(children)), now, 0)]
+        for name in FINAL_METRICS:
+            values = [c.data.metrics[name] for c in children if name in c.data.metrics]
+            if not values:
+                continue
+            std = statistics.stdev(values) if len(values) > 1 else 0.0
+            items += [Metric(f"{name}_mean", statistics.fmean(values), now, 0),
+                      Metric(f"{name}_std", std, now, 0)]
+        self.client.log_batch(self.parents[experiment], metrics=items, synchronous=True)
+
+    def close_parents(self) -> None:
+        for run_id in self.parents.values():
+            self._enqueue("close parent", lambda r=run_id: self.client.set_terminated(r))

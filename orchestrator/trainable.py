@@ -1,0 +1,132 @@
+"""The Ray Tune trainable: one trial = one experiment x seed. Runs on a Ray worker.
+
+It turns the trial dict into a typed ``TrialSpec`` once, restores the trainer from the
+trial's checkpoint when there is one, reports every epoch to Tune, checkpoints the whole
+trainer state every ``checkpoint_every`` epochs, and reports the final metrics (with
+emissions and the codecarbon CSV) as one last result marked ``final``.
+
+Checkpoints live in ``spec.checkpoint_dir`` (one folder per trial key, on storage every
+node sees), not only in Tune's trial folder: a Tune retry, ``lessdata resume`` after a
+killed driver and a re-submission all find the same state there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from orchestrator.grid import TrialSpec
+from trainers.emissions import EmissionsReading
+from trainers.run import build_trainer, run_training
+from trainers.train import EpochResult, Trainer
+
+__all__ = ["hardware", "train_trial"]
+
+STATE_FILE = "trainer.pt"
+
+
+def hardware(device: torch.device) -> dict[str, str]:
+    """Where a trial ran: node, CPU and GPU model (runtime compares only on like hardware)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none"
+    import ray
+
+    return {
+        "node": socket.gethostname(),
+        "node_ip": ray.util.get_node_ip_address(),
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "cpu_model": cpu,
+        "gpu_model": gpu,
+        "hardware": f"{cpu} | {gpu}",
+    }
+
+
+def _share(spec: TrialSpec, resources: dict[str, float]) -> float:
+    """The part of the measured devices this trial is charged for."""
+    gpu = resources.get("GPU", resources.get("gpu", 0.0))
+    if gpu:
+        return min(1.0, float(gpu))
+    cpu = resources.get("CPU", resources.get("cpu", 1.0))
+    return min(1.0, float(cpu) / (os.cpu_count() or 1))
+
+
+def save_checkpoint(directory: Path, state: dict[str, Any], so_far: EmissionsReading) -> None:
+    """One file, written then renamed: a crash mid-write leaves the previous one intact."""
+    directory.mkdir(parents=True, exist_ok=True)
+    carried = {k: v for k, v in so_far.__dict__.items() if k not in ("csv_path", "details")}
+    fd, tmp = tempfile.mkstemp(prefix="partial-", suffix=".pt", dir=directory)
+    os.close(fd)
+    torch.save({**state, "emissions_so_far": carried}, tmp)
+    os.replace(tmp, directory / STATE_FILE)
+
+
+def load_checkpoint(
+    directory: Path, device: torch.device
+) -> tuple[dict[str, Any] | None, EmissionsReading | None]:
+    """(trainer state, emissions of earlier pieces) or (None, None) for a fresh trial."""
+    state_file = directory / STATE_FILE
+    if not state_file.exists():
+        return None, None
+    state = torch.load(state_file, map_location=device, weights_only=True)
+    return state, EmissionsReading(**state.pop("emissions_so_far"))
+
+
+def train_trial(params: dict[str, Any]) -> None:
+    """Function trainable (runs on a worker)."""
+    start = time.perf_counter()
+    spec = TrialSpec.model_validate(params["trial"])
+    resources = tune.get_context().get_trial_resources().required_resources
+    config = spec.config.model_copy(
+        update={
+            "emissions": spec.config.emissions.model_copy(
+                update={"share": _share(spec, resources)}
+            ),
+            "threads": spec.config.threads or max(1, int(resources.get("CPU", 1))),
+        }
+    )
+    trainer = build_trainer(config)
+    ckpt_dir = Path(spec.checkpoint_dir)
+    restore, so_far = load_checkpoint(ckpt_dir, trainer.device)
+    info = hardware(trainer.device)
+    out_dir = Path(tempfile.mkdtemp(prefix="lessdata-trial-"))
+
+    def on_epoch(result: EpochResult, tr: Trainer) -> None:
+        metrics: dict[str, Any] = {**result.metrics(), "epoch": result.epoch, "final": False}
+        if result.epoch == restore_epoch + 1:
+            metrics.update(info)  # hardware, once per (re)start
+        if result.epoch % spec.checkpoint_every == 0 or result.epoch == config.epochs:
+            save_checkpoint(ckpt_dir, tr.state_dict(), so_far or EmissionsReading())
+        tune.report(metrics)
+
+    restore_epoch = int(restore["epoch"]) if restore else 0
+    summary = run_training(
+        config, out_dir, on_epoch=on_epoch, trainer=trainer, restore=restore,
+        emissions_so_far=so_far,
+    )
+    csv = summary.emissions.csv_path
+    final: dict[str, Any] = {
+        **summary.metrics(),
+        "total_evaluations": summary.result.evaluations,
+        "trial_s": time.perf_counter() - start,
+        "final": True,
+        "emissions_attribution": summary.emissions.attribution,
+        "codecarbon_csv": csv.read_text() if csv and csv.exists() else "",
+        **info,
+    }
+    tune.report(final)

@@ -1,0 +1,71 @@
+"""``lessdata schedules`` and ``lessdata train`` end to end through the entry point."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from trainers.experiments import EXPERIMENTS
+from trainers.schedule import evaluations
+
+
+def test_schedules_json_lists_every_experiment(tmp_path: Path) -> None:
+    out = run_cli("schedules", "--epochs", "300", "--train-size", "60000", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert [r["experiment"] for r in rows] == list(EXPERIMENTS)
+    e3 = next(r for r in rows if r["experiment"] == "E3")
+    assert e3["method"] == "data_step" and e3["params"] == {"d": 0.25, "e": 0.75}
+    assert len(e3["fractions"]) == 300 and e3["evaluations"] == 7_875_000
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["train", "--experiment", "E99"], "unknown experiment 'E99'"),
+        (["train", "--dataset", "imagenet"], "dataset"),
+        (["train", "--epochs", "0"], "epochs"),
+        (["train", "--schedule", '{"method": "data_step", "d": 1.5, "e": 0.5}'], "d"),
+        (["train", "--schedule", "{not json"], "invalid JSON"),
+        (["train", "--selection", "best"], "selection"),
+        (["train", "--width", "abc"], "invalid float value"),
+        (["schedules", "--epochs", "0"], "--epochs must be >= 1"),
+        (["nonsense"], "invalid choice"),
+    ],
+)
+def test_bad_arguments_one_line_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
+    out = run_cli(*args, cwd=tmp_path)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert needle in lines[0] and "Traceback" not in out.stderr
+
+
+def test_missing_mnist_is_one_clear_line(tmp_path: Path) -> None:
+    out = run_cli("train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--epochs", "1",
+                  cwd=tmp_path)
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert "train-images-idx3-ubyte" in out.stderr and "missing" in out.stderr
+
+
+@pytest.mark.slow
+def test_real_mnist_benchmark_and_e3(tmp_path: Path, mnist_root: Path) -> None:
+    """A reduced model on a real-MNIST subset learns (>= 95%), E3 at the closed-form cost."""
+    common = ["--dataset", "mnist", "--data-dir", str(mnist_root), "--epochs", "4",
+              "--width", "0.25", "--train-subset", "10000", "--test-subset", "2000",
+              "--seed", "0", "--threads", "2", "--no-emissions", "--json"]
+    runs = {}
+    for name in ("Benchmark", "E3"):
+        out = run_cli("train", "--experiment", name, *common, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs[name] = json.loads(out.stdout)
+    assert runs["Benchmark"]["best_top1"] >= 0.95, runs["Benchmark"]
+    assert runs["Benchmark"]["evaluations"] == 4 * 10_000
+    assert runs["E3"]["evaluations"] == evaluations(EXPERIMENTS["E3"], 10_000, 4)
+    # E3 over 4 epochs: 3 at 25%, 1 full -> 1 - e(1 - d) = 0.4375 exactly.
+    assert runs["E3"]["evaluations"] / runs["Benchmark"]["evaluations"] == 0.4375
+    assert runs["E3"]["best_top1"] >= 0.85, runs["E3"]
