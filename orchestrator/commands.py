@@ -127,6 +127,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=200)  # a piped report keeps whole columns
     if warning:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     render(table, console)

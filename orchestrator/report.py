@@ -216,6 +216,8 @@ def _plot_accuracy(table: pd.DataFrame, x_col: str, x_label: str, path: Path) ->
 
 def _plot_schedules(table: pd.DataFrame, path: Path) -> None:
     """The per-epoch training fraction of every experiment in the table."""
+    from matplotlib.ticker import MaxNLocator
+
     from trainers.schedule import fractions
 
     fig, ax = _figure()
@@ -229,7 +231,7 @@ def _plot_schedules(table: pd.DataFrame, path: Path) -> None:
                 label=f"{row['experiment']} ({schedule_summary(row['schedule'])})")
     if ax.lines:  # outside the axes: staircases cover most of the plot
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="epoch", ylabel="training data used (%)", ylim=(0, 105),
            title="data schedules")
     ax.grid(alpha=0.3)

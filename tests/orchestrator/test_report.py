@@ -34,12 +34,12 @@ from orchestrator.report import (
     write_outputs,
 )
 from trainers.errors import TrackingError
-from trainers.schedule import DataIncrement, DataStep, Piecewise, evaluations
+from trainers.schedule import Breakpoint, DataIncrement, DataStep, Piecewise, evaluations
 
 GRID = "report-test"
 EPOCHS, TRAIN_SIZE = 4, 1000
 HW = "Intel Xeon | none"
-RAMP = Piecewise(breakpoints=[{"at": 0.0, "fraction": 0.5}, {"at": 0.5, "fraction": 1.0}])
+RAMP = Piecewise(breakpoints=[Breakpoint(at=0.0, fraction=0.5), Breakpoint(at=0.5, fraction=1.0)])
 SCHEDULES = {
     "Benchmark": '{"method":"benchmark"}',
     "E1": DataStep(d=0.25, e=0.25).model_dump_json(),
@@ -243,7 +243,9 @@ def test_report_logs_to_one_grid_run(store: Store, tmp_path: Path) -> None:
     assert list(table["experiment"]) == ORDER and len(rows) == len(ORDER) and warning is None
     log_report(store.uri, GRID, [tmp_path / "a" / "report.md"])
     client = MlflowClient(tracking_uri=store.uri)
-    exp_id = client.get_experiment_by_name(GRID).experiment_id
+    experiment = client.get_experiment_by_name(GRID)
+    assert experiment is not None
+    exp_id = experiment.experiment_id
     runs = client.search_runs([exp_id], "tags.`lessdata.kind` = 'grid'")
     assert len(runs) == 1 and runs[0].info.run_name == "report"
     assert runs[0].data.tags["lessdata.grid"] == GRID
