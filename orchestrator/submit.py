@@ -106,7 +106,7 @@ def connect_ray(address: str | None, num_cpus: int | None = None) -> None:
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **kwargs)
     except Exception as exc:  # noqa: BLE001 - ray raises many kinds; all mean "no cluster"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterError(f"cannot connect to Ray at {address or 'local'}: {first}") from None

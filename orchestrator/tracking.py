@@ -160,6 +160,8 @@ class Tracker:
         # our queue retries instead.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        # Keep stdout for the CLI's own output (--json); MLflow would print run links there.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.uri = uri
         self.grid = grid
         self.client = MlflowClient(tracking_uri=uri)

@@ -53,6 +53,7 @@ def submitted(tmp_path_factory: pytest.TempPathFactory, mlflow_server: MlflowSer
     out = run_cli("submit", str(grid), "--tracking-uri", mlflow_server.uri, "--address",
                   local_ray.address, "--storage", str(work / "store"), "--json", cwd=work)
     assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.lstrip().startswith("{"), (out.stdout[-2000:], out.stderr[-2000:])
     return {"work": work, "grid": grid, "summary": json.loads(out.stdout)}
 
 
