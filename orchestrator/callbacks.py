@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
 import time
 from typing import Any
 
@@ -98,8 +99,11 @@ class MlflowCallback(Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.tracker.close_parents()
-        if not self.tracker.flush():
-            log.error("%d tracking writes could not be sent", self.tracker.pending)
+        wait_s = float(os.environ.get("LESSDATA_TRACKING_WAIT_S", "300"))
+        if not self.tracker.flush(timeout_s=wait_s):
+            log.error("tracking server still away after %.0f s: %d writes not sent; "
+                      "`lessdata resume` sends them later (from the checkpoints)",
+                      wait_s, self.tracker.pending)
 
 
 class ProgressCallback(Callback):

@@ -56,6 +56,8 @@ class SubmitResult:
     skipped: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    unsent_writes: int = 0
+    """Tracking writes that never reached the server (it stayed away): resume sends them."""
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -225,3 +227,4 @@ def _run_tune(p: Plan, todo: list[TrialSpec], tracker: Tracker, result: SubmitRe
         (result.failed if res.error else result.finished).append(key)
     result.finished.sort()
     result.failed.sort()
+    result.unsent_writes = tracker.pending

@@ -57,16 +57,13 @@ def default_tracking_uri() -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    Path("runs").mkdir(exist_ok=True)
     return f"sqlite:///{Path('runs/mlflow.db').resolve()}"
 
 
 def check_tracking(uri: str, timeout_s: float = 5.0) -> None:
     """Refuse an unreachable or unauthorised tracking server before any compute."""
     if not uri.startswith(("http://", "https://")):
-        if uri.startswith("sqlite:///"):
-            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        return
+        return  # a local store: created on first use, after every other check passed
     base = uri.rstrip("/")
     try:
         with urllib.request.urlopen(f"{base}/health", timeout=timeout_s) as resp:
@@ -152,6 +149,8 @@ def _quote(value: str) -> str:
 class Tracker:
     """The driver's MLflow writer for one grid. Not thread-safe; Tune calls back serially."""
 
+    RETRY_S = 2.0
+
     def __init__(self, uri: str, grid: str) -> None:
         import mlflow
         from mlflow import MlflowClient
@@ -162,6 +161,8 @@ class Tracker:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         # Keep stdout for the CLI's own output (--json); MLflow would print run links there.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        if uri.startswith("sqlite:///"):
+            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.uri = uri
         self.grid = grid
         self.client = MlflowClient(tracking_uri=uri)
@@ -174,6 +175,7 @@ class Tracker:
         self.parents: dict[str, str] = {}  # experiment label -> parent run id
         self.last_step: dict[str, int] = {}  # run id -> last epoch already in MLflow
         self._pending: deque[tuple[str, Callable[[], Any]]] = deque()
+        self._retry_at = 0.0  # while the server is away, try again no sooner than this
 
     # -- finding runs ----------------------------------------------------------------------
 
@@ -264,15 +266,23 @@ class Tracker:
         self._pending.append((what, op))
         self.drain()
 
-    def drain(self) -> bool:
-        """Send what waits, in order; stop at the first failure. True when all is sent."""
+    def drain(self, force: bool = False) -> bool:
+        """Send what waits, in order; stop at the first failure. True when all is sent.
+
+        After a failure, further tries wait ``RETRY_S`` (unless ``force``) so that a server
+        that is away does not slow the driver's event loop.
+        """
+        if self._pending and not force and time.monotonic() < self._retry_at:
+            return False
         while self._pending:
             what, op = self._pending[0]
             try:
                 op()
             except Exception as exc:  # noqa: BLE001 - any failure means: try again later
+                self._retry_at = time.monotonic() + self.RETRY_S
+                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
                 log.warning("tracking server unavailable (%s); %d writes wait: %s",
-                            what, len(self._pending), str(exc).splitlines()[0][:200])
+                            what, len(self._pending), first or type(exc).__name__)
                 return False
             self._pending.popleft()
         return True
@@ -280,7 +290,7 @@ class Tracker:
     def flush(self, timeout_s: float = 120.0, interval_s: float = 2.0) -> bool:
         """Wait up to ``timeout_s`` for every queued write to reach the server."""
         deadline = time.monotonic() + timeout_s
-        while not self.drain():
+        while not self.drain(force=True):
             if time.monotonic() > deadline:
                 return False
             time.sleep(interval_s)

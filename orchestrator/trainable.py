@@ -87,6 +87,10 @@ def load_checkpoint(
     return state, EmissionsReading(**state.pop("emissions_so_far"))
 
 
+def _history(state: dict[str, Any]) -> list[EpochResult]:
+    return [EpochResult(**row) for row in state["history"]]
+
+
 def train_trial(params: dict[str, Any]) -> None:
     """Function trainable (runs on a worker)."""
     start = time.perf_counter()
@@ -115,10 +119,20 @@ def train_trial(params: dict[str, Any]) -> None:
         tune.report(metrics)
 
     restore_epoch = int(restore["epoch"]) if restore else 0
+    if restore is not None:
+        # Epochs done before the checkpoint may not have reached the driver (it can die
+        # between our checkpoint and its log): report them again; the driver skips every
+        # step MLflow already holds.
+        for earlier in _history(restore):
+            tune.report({**earlier.metrics(), "epoch": earlier.epoch, "final": False,
+                         "replayed": True})
     summary = run_training(
         config, out_dir, on_epoch=on_epoch, trainer=trainer, restore=restore,
         emissions_so_far=so_far,
     )
+    # The finished state, with the emissions of every piece: a re-run of this trial (its
+    # final metrics lost with the driver, say) only replays, it never trains again.
+    save_checkpoint(ckpt_dir, trainer.state_dict(), summary.emissions)
     csv = summary.emissions.csv_path
     final: dict[str, Any] = {
         **summary.metrics(),

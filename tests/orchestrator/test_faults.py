@@ -1,0 +1,118 @@
+"""Faults survived with real components: nothing lost, nothing duplicated."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from tests.conftest import BIN, RayCluster, mlflow_server_at, ray_cluster, run_cli
+from tests.orchestrator.checks import assert_complete, epochs_logged, trial_runs, wait_for
+
+pytestmark = pytest.mark.slow
+
+TRAIN, EPOCHS = 360, 5
+
+
+def _grid(path: Path, name: str, experiments: list[str], seeds: int = 1,
+          epochs: int = EPOCHS, train: int = TRAIN, **extra: object) -> Path:
+    grid = {
+        "name": name, "dataset": "digits", "epochs": epochs, "batch_size": 60, "seeds": seeds,
+        "experiments": experiments, "model": {"width": 0.125},
+        "training": {"train_subset": train, "test_subset": 120, "threads": 1},
+        "emissions": {"measure_power_secs": 1}, "checkpoint_every": 1, "max_failures": 2,
+        **extra,
+    }
+    path.write_text(yaml.safe_dump(grid))
+    return path
+
+
+def _submit_bg(grid: Path, *args: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([str(BIN / "lessdata"), "submit", str(grid), "--json", *args],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def test_mlflow_server_restarted_mid_grid(tmp_path: Path, local_ray: RayCluster) -> None:
+    with mlflow_server_at(tmp_path / "mlflow") as server:
+        client = MlflowClient(server.uri)
+        grid = _grid(tmp_path / "g.yaml", "outage", ["Benchmark", "E3"])
+        proc = _submit_bg(grid, "--tracking-uri", server.uri, "--address", local_ray.address,
+                          "--storage", str(tmp_path / "store"), cwd=tmp_path)
+        wait_for(lambda: any(v >= 1 for v in epochs_logged(client, "outage").values()),
+                 180, "a first epoch in MLflow")
+        server.stop()  # the tracking server goes away mid-grid ...
+        time.sleep(12)
+        server.start()  # ... and comes back on the same address and store
+        out, err = proc.communicate(timeout=400)
+        assert proc.returncode == 0, err[-3000:]
+        assert len(json.loads(out)["finished"]) == 2
+        assert_complete(client, "outage", ["Benchmark", "E3"], 1, TRAIN, EPOCHS)
+
+
+def test_driver_sigkilled_then_resume(tmp_path: Path, local_ray: RayCluster) -> None:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    store = tmp_path / "store"
+    grid = _grid(tmp_path / "g.yaml", "killed", ["Benchmark", "E1"], seeds=2)
+    proc = _submit_bg(grid, "--tracking-uri", uri, "--address", local_ray.address,
+                      "--storage", str(store), cwd=tmp_path)
+    wait_for(lambda: any(v >= 2 for v in epochs_logged(client, "killed").values()),
+             180, "two epochs of a trial in MLflow")
+    os.killpg(proc.pid, signal.SIGKILL)  # no Ctrl-C, no cleanup
+    proc.wait()
+    before = epochs_logged(client, "killed")
+    assert any(0 < v < EPOCHS for v in before.values()), before  # really mid-grid
+    out = run_cli("resume", "killed", "--storage", str(store), "--address", local_ray.address,
+                  "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout)
+    done_before = {k for k, v in before.items() if v == EPOCHS}
+    assert set(summary["skipped"]) <= done_before  # finished trials are not re-run
+    assert_complete(client, "killed", ["Benchmark", "E1"], 2, TRAIN, EPOCHS)
+
+
+def _worker_node_id(address: str) -> str:
+    script = ("import ray,sys,json; ray.init(address=sys.argv[1], logging_level='ERROR');"
+              "print(json.dumps([n['NodeID'] for n in ray.nodes() if n['Alive'] "
+              "and 'head-node' not in n['Resources']]))")
+    out = subprocess.run([str(BIN / "python"), "-c", script, address], capture_output=True,
+                         text=True, timeout=120)
+    ids = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(ids) == 1, out
+    return str(ids[0])
+
+
+def test_worker_node_killed_mid_trial(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    with ray_cluster(nodes=2, cpus_per_node=1,
+                     head_extra=['--resources={"head-node": 1}']) as cluster:
+        worker_id = _worker_node_id(cluster.address)
+        # Long enough epochs that the kill lands mid-trial.
+        grid = _grid(tmp_path / "g.yaml", "nodeloss", ["Benchmark", "E5"], epochs=6, train=1200)
+        proc = _submit_bg(grid, "--tracking-uri", uri, "--address", cluster.address,
+                          "--storage", str(tmp_path / "store"), cwd=tmp_path)
+
+        def on_worker_mid_trial() -> bool:
+            for run in trial_runs(client, "nodeloss"):
+                if run.data.tags.get("lessdata.node_id") == worker_id:
+                    hist = client.get_metric_history(run.info.run_id, "evaluations")
+                    return 1 <= len(hist) <= 3
+            return False
+
+        wait_for(on_worker_mid_trial, 240, "a trial mid-way on the worker node", 0.2)
+        os.killpg(cluster.procs[1].pid, signal.SIGKILL)  # the node's raylet and children
+        out, err = proc.communicate(timeout=500)
+        assert proc.returncode == 0, err[-3000:]
+        runs = assert_complete(client, "nodeloss", ["Benchmark", "E5"], 1, 1200, 6)
+        # The trial lost with the node finished on the head, in the same MLflow run.
+        nodes = {r.data.tags["lessdata.trial_key"]: r.data.tags["lessdata.node_id"] for r in runs}
+        assert worker_id not in nodes.values(), (worker_id, nodes)
