@@ -122,9 +122,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from orchestrator.report import make_report, render
-    from orchestrator.tracking import default_tracking_uri
+    from orchestrator.tracking import default_tracking_uri, require_store
 
     uri = args.tracking_uri or default_tracking_uri()
+    require_store(uri)
     table, rows, warning = make_report(uri, args.name, args.out)
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from orchestrator.tracking import Tracker, check_tracking, default_tracking_uri
+from orchestrator.tracking import Tracker, default_tracking_uri, require_store
 from trainers.errors import TrackingError
 
 __all__ = ["grid_status"]
@@ -15,7 +15,7 @@ STATES = ("finished", "running", "pending", "failed")
 
 def grid_status(name: str, tracking_uri: str | None = None) -> dict[str, Any]:
     uri = tracking_uri or default_tracking_uri()
-    check_tracking(uri)
+    require_store(uri)
     from mlflow import MlflowClient
 
     if MlflowClient(tracking_uri=uri).get_experiment_by_name(name) is None:

@@ -110,8 +110,28 @@ def connect_ray(address: str | None, num_cpus: int | None = None) -> None:
         else:
             ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, **kwargs)
     except Exception as exc:  # noqa: BLE001 - ray raises many kinds; all mean "no cluster"
+        if _refused_token(exc):
+            raise ClusterError(
+                f"Ray at {address or 'local'} refused this driver's authentication token: set "
+                "RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN, "
+                "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)"
+            ) from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterError(f"cannot connect to Ray at {address or 'local'}: {first}") from None
+
+
+def _refused_token(exc: BaseException) -> bool:
+    """Whether Ray's error (or one it wraps: ConnectionError from ...) is about the token."""
+    from ray.exceptions import AuthenticationError
+
+    seen: BaseException | None = exc
+    for _ in range(10):  # a chain, not a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, AuthenticationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def check_resources(grid: Grid) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "flatten",
     "git_sha",
     "package_version",
+    "require_store",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,13 @@ def check_tracking(uri: str, timeout_s: float = 5.0) -> None:
         raise TrackingError(f"tracking server {uri} answered HTTP {exc.code}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise TrackingError(f"tracking server {uri} is unreachable: {exc}") from None
+
+
+def require_store(uri: str) -> None:
+    """For reading commands: a local SQLite store must exist (never create an empty one)."""
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        raise TrackingError(f"no MLflow store at {uri} (nothing was submitted there)")
+    check_tracking(uri)
 
 
 def _auth_headers() -> dict[str, str]:
