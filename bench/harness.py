@@ -134,7 +134,7 @@ def format_table(rows: Sequence[Row]) -> str:
     lines = [f"{'row':<{width}}  {'ratio':>10}  {'goal':<17}  met",
              f"{'-' * width}  {'-' * 10}  {'-' * 17}  ---"]
     for r in rows:
-        shown = "error" if r.ratio != r.ratio else f"{r.ratio:.4f}"
+        shown = "error" if r.ratio != r.ratio else f"{r.ratio:.4g}"
         lines.append(f"{r.name:<{width}}  {shown:>10}  {r.goal:<17}  {'yes' if r.met else 'no'}")
     return "\n".join(lines)
 

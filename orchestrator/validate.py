@@ -21,14 +21,25 @@ M = TypeVar("M", bound=BaseModel)
 
 def validation_message(exc: ValidationError, where: str = "") -> str:
     """One line for the first problem in ``exc`` (and how many more there are)."""
-    first = exc.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-after"))
+    errors = exc.errors()
+    # A union (``seeds: int | list``) fails once per member: report the first member only.
+    first = errors[0]
+    loc = ".".join(str(p) for p in first["loc"] if not _internal(str(p)))
+    same_field = [e for e in errors if [p for p in e["loc"] if not _internal(str(p))]
+                  == [p for p in first["loc"] if not _internal(str(p))]]
     value = first.get("input")
-    shown = "" if isinstance(value, dict) else f" (got {value!r})"
-    more = len(exc.errors()) - 1
+    msg = first["msg"].removeprefix("Value error, ")
+    shown = "" if isinstance(value, dict) or repr(value) in msg else f" (got {value!r})"
+    more = len(errors) - len(same_field)
     extra = f" [+{more} more problem{'s' * (more > 1)}]" if more else ""
     prefix = f"{where}: " if where else ""
-    return f"{prefix}{loc or 'value'}: {first['msg']}{shown}{extra}"
+    return f"{prefix}{loc + ': ' if loc else ''}{msg}{shown}{extra}"
+
+
+def _internal(part: str) -> bool:
+    """Pydantic's names for validator steps, not fields of the user's file."""
+    return part.startswith(("function-", "constrained-", "list[")) or part in (
+        "int", "str", "float", "bool", "tagged-union")
 
 
 def parse_model(model: type[M], data: Any, where: str = "") -> M:
