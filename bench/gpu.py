@@ -1,0 +1,146 @@
+"""GPU fast-path figures: images/s by precision and compile, one MNIST epoch, packing.
+
+Run on one GPU: ``bash bench/gpu.sh`` (about 5 minutes on an H100). On CPU, ``--smoke``
+runs every row at tiny sizes (CI checks that the script works; its figures mean nothing).
+Prints a table and writes it to ``--out`` (Markdown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from trainers.config import ModelConfig, TrainConfig
+from trainers.data import DatasetInfo, Split, dataset_info
+from trainers.train import Trainer
+
+
+@dataclass(frozen=True)
+class Sizes:
+    n_train: int
+    n_test: int
+    width: float
+    steps: int
+    packed: tuple[int, ...]
+
+
+FULL = Sizes(n_train=60_000, n_test=10_000, width=1.0, steps=200, packed=(1, 2, 4))
+SMOKE = Sizes(n_train=480, n_test=120, width=0.125, steps=4, packed=(1, 2))
+
+
+def synthetic_mnist(n: int, seed: int) -> Split:
+    """MNIST-shaped data (throughput does not depend on pixel content)."""
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 1, 28, 28), generator=gen, dtype=torch.uint8)
+    return Split(images, torch.randint(0, 10, (n,), generator=gen))
+
+
+def trainer_for(sizes: Sizes, precision: str, compile_: bool, device: str, epochs: int,
+                train_subset: int | None = None, test_subset: int | None = None) -> Trainer:
+    config = TrainConfig(
+        dataset="mnist", epochs=epochs, batch_size=120, device=device, precision=precision,
+        compile=compile_, channels_last=device.startswith("cuda"),
+        model=ModelConfig(width=sizes.width), emissions={"enabled": False},
+        train_subset=train_subset, test_subset=test_subset,
+    )
+    info: DatasetInfo = dataset_info("mnist")
+    return Trainer(config, synthetic_mnist(sizes.n_train, 0), synthetic_mnist(sizes.n_test, 1),
+                   info)
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def images_per_s(sizes: Sizes, precision: str, compile_: bool, device: str) -> float:
+    """Training images/s of the trainer's own epoch loop, after a warm-up epoch."""
+    n = min(sizes.n_train, sizes.steps * 120)  # time `steps` batches of the split
+    trainer = trainer_for(sizes, precision, compile_, device, epochs=2, train_subset=n,
+                          test_subset=120)
+    trainer.run_epoch()  # warm-up (and compilation)
+    sync(device)
+    start = time.perf_counter()
+    trainer.run_epoch()
+    sync(device)
+    return n / (time.perf_counter() - start)
+
+
+def full_epoch_s(sizes: Sizes, device: str, precision: str) -> float:
+    """Wall time of one whole epoch (all training images + test evaluation), after warm-up."""
+    trainer = trainer_for(sizes, precision, False, device, epochs=2)
+    trainer.run_epoch()
+    sync(device)
+    start = time.perf_counter()
+    trainer.run_epoch()
+    sync(device)
+    return time.perf_counter() - start
+
+
+def packed_throughput(sizes: Sizes, count: int, device: str, precision: str) -> float:
+    """Aggregate images/s of ``count`` trainer processes sharing one device."""
+    cmd = [sys.executable, __file__, "--worker", "--device", device, "--precision", precision]
+    if sizes is SMOKE:
+        cmd.append("--smoke")
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(count)]
+    rates = [json.loads(p.communicate()[0].strip().splitlines()[-1])["images_per_s"]
+             for p in procs]
+    return float(sum(rates))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, any device")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, default=Path("runs/gpu-bench.md"))
+    args = parser.parse_args()
+    sizes = SMOKE if args.smoke else FULL
+    if args.worker:
+        print(json.dumps({"images_per_s": images_per_s(sizes, args.precision, False,
+                                                       args.device)}))
+        return 0
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("no CUDA device: run with --smoke on CPU", file=sys.stderr)
+        return 2
+    gpu = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
+    rows: list[tuple[str, str]] = []
+    base = images_per_s(sizes, "fp32", False, args.device)
+    rows.append(("images/s fp32", f"{base:,.0f}"))
+    for precision, compile_ in (("tf32", False), ("bf16", False), ("bf16", True),
+                                ("fp32", True)):
+        if compile_ and args.smoke:
+            # torch.compile takes minutes on a CPU; the smoke run checks the other rows.
+            rows.append((f"images/s {precision} + compile", "skipped in --smoke"))
+            continue
+        rate = images_per_s(sizes, precision, compile_, args.device)
+        label = f"images/s {precision}{' + compile' if compile_ else ''}"
+        rows.append((label, f"{rate:,.0f} ({rate / base:.2f}x fp32)"))
+    epoch = full_epoch_s(sizes, args.device, "fp32")
+    rows.append((f"one MNIST epoch, fp32 ({sizes.n_train:,} images, batch 120) s",
+                 f"{epoch:.2f} (goal <= 2 s on an H100)"))
+    one = None
+    for count in sizes.packed:
+        rate = packed_throughput(sizes, count, args.device, "fp32")
+        one = one or rate
+        rows.append((f"{count} packed trial(s), aggregate images/s",
+                     f"{rate:,.0f} ({rate / one:.2f}x one trial)"))
+    table = [f"device: {gpu}; torch {torch.__version__}; smoke={args.smoke}", "",
+             "| row | figure |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
+    text = "\n".join(table)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

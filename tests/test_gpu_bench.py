@@ -1,0 +1,31 @@
+"""bench/gpu.sh runs end to end on CPU with --smoke (the GPU figures need a GPU)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def test_gpu_bench_smoke_writes_every_row(tmp_path: Path) -> None:
+    out_file = tmp_path / "gpu.md"
+    out = subprocess.run(
+        ["bash", str(REPO / "bench" / "gpu.sh"), "--smoke", "--device", "cpu", "--out",
+         str(out_file)],
+        capture_output=True, text=True, timeout=600,
+        env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out_file.read_text()
+    for row in ("images/s fp32", "images/s tf32", "images/s bf16", "one MNIST epoch",
+                "1 packed trial(s)", "2 packed trial(s)"):
+        line = next(line for line in text.splitlines() if row in line)
+        figure = line.split("|")[2].strip()
+        assert figure[0].isdigit() or figure.startswith("skipped"), line
+    assert text == out.stdout.strip() + "\n"
