@@ -75,6 +75,9 @@ def plan(options: SubmitOptions) -> Plan:
         raise ConfigError(f"--epochs must be >= 1, got {options.epochs}")
     grid = load_grid(options.grid, dataset=options.dataset, seeds=options.seeds,
                      epochs=options.epochs, data_dir=options.data_dir)
+    if grid.data_dir is not None and not grid.data_dir.is_absolute():
+        # Trials run in Ray's worker folders: a relative path means the driver's folder.
+        grid = grid.model_copy(update={"data_dir": grid.data_dir.resolve()})
     name = options.name or grid.name
     if options.dataset and not options.name and options.dataset != _file_dataset(options.grid):
         name = f"{grid.name}-{options.dataset}"
@@ -121,14 +124,18 @@ def connect_ray(address: str | None, num_cpus: int | None = None) -> None:
 
 
 def _refused_token(exc: BaseException) -> bool:
-    """Whether Ray's error (or one it wraps: ConnectionError from ...) is about the token."""
+    """Whether Ray's error, or one in its chain, is about the auth token.
+
+    Ray raises AuthenticationError, or wraps it (ConnectionError from RuntimeError) and
+    keeps the cause only in the message text ("InvalidAuthToken").
+    """
     from ray.exceptions import AuthenticationError
 
     seen: BaseException | None = exc
     for _ in range(10):  # a chain, not a cycle
         if seen is None:
             return False
-        if isinstance(seen, AuthenticationError):
+        if isinstance(seen, AuthenticationError) or "InvalidAuthToken" in str(seen):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -203,7 +210,7 @@ def _write_record(p: Plan, options: SubmitOptions) -> None:
         "name": p.name,
         "grid": options.grid,
         "dataset": options.dataset,
-        "data_dir": str(options.data_dir) if options.data_dir else None,
+        "data_dir": str(p.grid.data_dir) if options.data_dir else None,
         "seeds": options.seeds,
         "epochs": options.epochs,
         "tracking_uri": p.tracking_uri,

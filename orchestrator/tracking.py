@@ -41,6 +41,7 @@ FINAL_METRICS = (
     "best_top1",
     "final_top1",
     "total_evaluations",
+    "scoring_evaluations",
     "train_s",
     "trial_s",
     "energy_kwh",
@@ -49,7 +50,7 @@ FINAL_METRICS = (
 )
 EPOCH_METRICS = (
     "fraction", "samples", "evaluations", "train_loss", "train_top1",
-    "test_loss", "test_top1", "lr", "epoch_s",
+    "test_loss", "test_top1", "lr", "epoch_s", "scoring_evaluations",
 )  # fmt: skip
 
 
@@ -61,7 +62,7 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{Path('runs/mlflow.db').resolve()}"
 
 
-def check_tracking(uri: str, timeout_s: float = 5.0) -> None:
+def check_tracking(uri: str, timeout_s: float = 20.0) -> None:
     """Refuse an unreachable or unauthorised tracking server before any compute."""
     if not uri.startswith(("http://", "https://")):
         return  # a local store: created on first use, after every other check passed
