@@ -2,8 +2,14 @@
 
 ``trial_table`` reads every finished trial of a grid into one row per run;
 ``experiment_table`` reduces it to the paper's comparison (mean, std and 95% CI over
-seeds, change vs the Benchmark, Welch's t-test and Hedges' g on top-1). Reports and plots
-(``orchestrator/report.py``) read only these two tables.
+seeds, change vs the Benchmark, Welch's t-test and Hedges' g on top-1) and, for every
+experiment X with budget-matched twins ``X-uniform`` / ``X-short`` in the table
+(``orchestrator.baselines``), the same test and effect size of X vs each twin. Reports
+and plots (``orchestrator/report.py``) read only these two tables.
+
+Evaluations compared across experiments (``evaluations_pct``) include the forward passes
+a selection strategy made to score samples (``scoring_evaluations``), each counted as one
+training image: conservative, so savings are never overstated.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ METRIC_COLUMNS = {  # trial column -> MLflow final metric
     "best_top1": "best_top1",
     "final_top1": "final_top1",
     "evaluations": "total_evaluations",
+    "scoring_evaluations": "scoring_evaluations",
     "train_s": "train_s",
     "trial_s": "trial_s",
     "energy_kwh": "energy_kwh",
@@ -47,8 +54,10 @@ METRIC_COLUMNS = {  # trial column -> MLflow final metric
 TRIAL_COLUMNS = (*TAG_COLUMNS, "run_id", "epochs", "train_size", *METRIC_COLUMNS)
 EXPERIMENT_COLUMNS = (
     "experiment", "method", "schedule", "dataset", "epochs", "n",
-    "evaluations", "evaluations_pct",
+    "evaluations", "scoring_evaluations", "evaluations_pct",
     "top1_mean", "top1_std", "top1_ci95", "top1_delta", "p_value", "effect_size",
+    "delta_vs_uniform", "p_vs_uniform", "effect_vs_uniform",
+    "delta_vs_short", "p_vs_short", "effect_vs_short",
     "final_top1_mean", "final_top1_std",
     "runtime_s_mean", "runtime_change_pct", "trial_s_mean",
     "energy_kwh_mean", "energy_change_pct",
@@ -63,6 +72,7 @@ _MEANS = {
     "emissions_kg_mean": ("emissions_kg", "emissions_change_pct"),
     "emissions_estimate_kg_mean": ("emissions_estimate_kg", "emissions_estimate_change_pct"),
 }
+TWINS = ("uniform", "short")  # X-uniform, X-short: budget-matched baselines of X
 
 
 # -- reading MLflow ------------------------------------------------------------------------
@@ -115,6 +125,8 @@ def _trial_row(run: Any) -> dict[str, Any]:
         row[name] = int(params[name]) if name in params else None
     for column, metric in METRIC_COLUMNS.items():
         row[column] = float(metrics.get(metric, math.nan))
+    if math.isnan(row["scoring_evaluations"]):  # runs from before scoring was tracked
+        row["scoring_evaluations"] = 0.0
     return row
 
 
@@ -141,6 +153,8 @@ def experiment_table(trials: pd.DataFrame) -> pd.DataFrame:
         for row in rows:
             _compare(row, bench_rows[0], groups[row["experiment"]]["best_top1"].to_numpy(float),
                      bench_top1)
+    for row in rows:
+        _compare_twins(row, groups)
     table = pd.DataFrame(rows, columns=list(EXPERIMENT_COLUMNS))
     text = ["experiment", "method", "schedule", "dataset", "epochs", "n"]
     return table.astype({c: float for c in EXPERIMENT_COLUMNS if c not in text})
@@ -160,6 +174,8 @@ def _summarise(name: str, group: pd.DataFrame) -> dict[str, Any]:
         epochs=int(epochs.max()) if len(epochs) else None,
         n=n,
         evaluations=float(group["evaluations"].mean()),
+        scoring_evaluations=(float(group["scoring_evaluations"].fillna(0.0).mean())
+                             if "scoring_evaluations" in group else 0.0),
         top1_mean=float(top1.mean()),
         top1_std=std,
         top1_ci95=_ci95(std, n),
@@ -173,7 +189,7 @@ def _summarise(name: str, group: pd.DataFrame) -> dict[str, Any]:
 
 def _compare(row: dict[str, Any], bench: dict[str, Any], top1: np.ndarray,
              bench_top1: np.ndarray) -> None:
-    row["evaluations_pct"] = _ratio_pct(row["evaluations"], bench["evaluations"])
+    row["evaluations_pct"] = _ratio_pct(_cost(row), _cost(bench))
     row["top1_delta"] = 100.0 * (row["top1_mean"] - bench["top1_mean"])
     for column, (_, change) in _MEANS.items():
         if change is not None:
@@ -181,6 +197,24 @@ def _compare(row: dict[str, Any], bench: dict[str, Any], top1: np.ndarray,
     if row["experiment"] != BENCHMARK:
         row["p_value"] = _welch_p(top1, bench_top1)
         row["effect_size"] = _hedges_g(top1, bench_top1)
+
+
+def _cost(row: dict[str, Any]) -> float:
+    """Images forwarded: training evaluations plus scoring passes."""
+    return float(row["evaluations"]) + float(row["scoring_evaluations"])
+
+
+def _compare_twins(row: dict[str, Any], groups: dict[str, pd.DataFrame]) -> None:
+    """X vs X-uniform and X-short: Δ top-1 (points), Welch's p and Hedges' g, where present."""
+    top1 = groups[row["experiment"]]["best_top1"].to_numpy(float)
+    for kind in TWINS:
+        twin = groups.get(f"{row['experiment']}-{kind}")
+        if twin is None:
+            continue
+        twin_top1 = twin["best_top1"].to_numpy(float)
+        row[f"delta_vs_{kind}"] = 100.0 * (float(top1.mean()) - float(twin_top1.mean()))
+        row[f"p_vs_{kind}"] = _welch_p(top1, twin_top1)
+        row[f"effect_vs_{kind}"] = _hedges_g(top1, twin_top1)
 
 
 def _std(values: np.ndarray) -> float:

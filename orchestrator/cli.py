@@ -46,7 +46,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", type=Path)
     p.add_argument("--epochs", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--selection", default="fixed", help="fixed, per_epoch, stratified")
+    p.add_argument("--selection", default="fixed", help="fixed, per_epoch, stratified, loss_soft, hardest, easiest, forgetting")
     p.add_argument("--batch-size", type=int, default=120)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier of the model")

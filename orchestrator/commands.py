@@ -68,11 +68,13 @@ def _summary(result: Any, as_json: bool) -> int:
               f"{result.trials} trials in all")
         for key in result.failed:
             print(f"  failed: {key}")
+        for key in result.unfinished:
+            print(f"  unfinished: {key} (lessdata resume {result.name})")
         if result.unsent_writes:
             print(f"  {result.unsent_writes} tracking writes did not reach {result.tracking_uri}"
                   f": run `lessdata resume {result.name}` once it is back")
         print(f"report:  lessdata report {result.name} --tracking-uri {result.tracking_uri}")
-    return 1 if result.failed or result.unsent_writes else 0
+    return 1 if result.failed or result.unfinished or result.unsent_writes else 0
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:

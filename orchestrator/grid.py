@@ -1,20 +1,24 @@
 """Experiment grids: YAML data in ``search_spaces/``, validated, expanded into trials.
 
 A grid names a dataset, the model and training settings, the seeds (an explicit axis),
-the experiments (E-numbers and/or user-defined schedules), the selection strategy, the
-resources of one trial and the emissions settings. Unknown keys are errors.
+the experiments (E-numbers and/or user-defined ones, each of which may override the
+selection strategy and the epochs), the selection strategy, budget-matched baselines to
+generate (``orchestrator.baselines``), the resources of one trial and the emissions
+settings. Unknown keys are errors.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.baselines import planned_evaluations, short_epochs, uniform_schedule
 from orchestrator.validate import build_train_config, parse_model
 from trainers.config import (
     DatasetName,
@@ -25,9 +29,10 @@ from trainers.config import (
 )
 from trainers.errors import ConfigError
 from trainers.experiments import EXPERIMENTS
-from trainers.schedule import Schedule
+from trainers.schedule import Benchmark, Schedule
 
-__all__ = ["Grid", "Resources", "TrialSpec", "load_grid", "shipped_grids", "trial_key"]
+__all__ = ["ExperimentPlan", "Grid", "Resources", "TrialSpec", "load_grid", "shipped_grids",
+           "trial_key"]
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -59,11 +64,53 @@ class Resources(_Strict):
         return res
 
 
+def _canonical_experiment(name: str) -> str:
+    canonical = {k.lower(): k for k in EXPERIMENTS}
+    key = canonical.get(str(name).strip().lower())
+    if key is None:
+        raise ValueError(f"unknown experiment {name!r}; expected one of: {', '.join(EXPERIMENTS)}")
+    return key
+
+
 class CustomExperiment(_Strict):
-    """A user-defined schedule, named in the grid."""
+    """A named experiment: its own schedule (or a registered one's), selection and epochs."""
 
     name: Annotated[str, Field(pattern=NAME)]
+    schedule: Schedule | None = None
+    experiment: str | None = None
+    """A registered experiment whose schedule this one uses (instead of ``schedule``)."""
+    selection: SelectionName | None = None
+    """Overrides the grid's selection for this experiment."""
+    epochs: Annotated[int, Field(ge=1)] | None = None
+    """Overrides the grid's epochs for this experiment."""
+
+    @field_validator("experiment")
+    @classmethod
+    def _known_experiment(cls, name: str | None) -> str | None:
+        return None if name is None else _canonical_experiment(name)
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> CustomExperiment:
+        if (self.schedule is None) == (self.experiment is None):
+            raise ValueError("give exactly one of 'schedule' and 'experiment'")
+        return self
+
+    def resolved_schedule(self) -> Schedule:
+        if self.schedule is not None:
+            return self.schedule
+        assert self.experiment is not None  # _one_schedule
+        return EXPERIMENTS[self.experiment]
+
+
+@dataclass(frozen=True)
+class ExperimentPlan:
+    """What one experiment of a grid trains: every seed of it shares this."""
+
     schedule: Schedule
+    epochs: int
+    selection: str
+    twin_of: str | None = None
+    """The experiment whose budget a generated baseline matches (None: not a twin)."""
 
 
 class Training(_Strict):
@@ -75,6 +122,7 @@ class Training(_Strict):
     augment: bool | None = None
     train_subset: Annotated[int, Field(ge=1)] | None = None
     test_subset: Annotated[int, Field(ge=1)] | None = None
+    anneal: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     device: str | None = None
     precision: str | None = None
     compile: bool | None = None
@@ -95,6 +143,9 @@ class Grid(_Strict):
     experiments: list[str] = Field(default_factory=list)
     custom: list[CustomExperiment] = Field(default_factory=list)
     selection: SelectionName = "fixed"
+    baselines: list[Literal["uniform", "short"]] = Field(default_factory=list)
+    """Budget-matched twins to add for every experiment that is not full data:
+    ``X-uniform`` (constant fraction) and ``X-short`` (all data, fewer epochs)."""
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: Training = Field(default_factory=Training)
     resources: Resources = Field(default_factory=Resources)
@@ -107,16 +158,14 @@ class Grid(_Strict):
     @field_validator("experiments")
     @classmethod
     def _known_experiments(cls, names: list[str]) -> list[str]:
-        canonical = {k.lower(): k for k in EXPERIMENTS}
-        out = []
-        for name in names:
-            key = canonical.get(str(name).strip().lower())
-            if key is None:
-                raise ValueError(
-                    f"unknown experiment {name!r}; expected one of: {', '.join(EXPERIMENTS)}"
-                )
-            out.append(key)
-        return out
+        return [_canonical_experiment(name) for name in names]
+
+    @field_validator("baselines")
+    @classmethod
+    def _distinct_baselines(cls, baselines: list[str]) -> list[str]:
+        if len(set(baselines)) != len(baselines):
+            raise ValueError(f"baselines must be distinct, got {baselines}")
+        return baselines
 
     @field_validator("seeds")
     @classmethod
@@ -132,28 +181,73 @@ class Grid(_Strict):
             raise ValueError("a grid needs at least one experiment (experiments: or custom:)")
         if len(set(labels)) != len(labels):
             raise ValueError(f"experiment names must be unique, got {labels}")
+        self.plans()  # twins' names must not clash with declared ones
         return self
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
-    def schedules(self) -> dict[str, Schedule]:
-        """Experiment label -> schedule, in grid order."""
-        table: dict[str, Schedule] = {name: EXPERIMENTS[name] for name in self.experiments}
-        table.update({c.name: c.schedule for c in self.custom})
+    def train_size(self) -> int:
+        """N: the training-set size after ``train_subset``."""
+        from trainers.data import dataset_info
+
+        full = dataset_info(self.dataset).train_size
+        return min(full, self.training.train_subset or full)
+
+    def plans(self) -> dict[str, ExperimentPlan]:
+        """Experiment label -> what it trains, in grid order; twins after the declared ones."""
+        declared = {name: ExperimentPlan(EXPERIMENTS[name], self.epochs, self.selection)
+                    for name in self.experiments}
+        declared.update({
+            c.name: ExperimentPlan(c.resolved_schedule(), c.epochs or self.epochs,
+                                   c.selection or self.selection)
+            for c in self.custom
+        })
+        table = dict(declared)
+        if self.baselines:
+            n = self.train_size()
+            for name, plan in declared.items():
+                for kind, twin in self._twins(plan, n).items():
+                    label = f"{name}-{kind}"
+                    if label in table:
+                        raise ValueError(f"the {kind} baseline of {name} would be named "
+                                         f"{label!r}, which the grid already uses")
+                    table[label] = replace(twin, twin_of=name)
         return table
 
+    def _twins(self, plan: ExperimentPlan, n: int) -> dict[str, ExperimentPlan]:
+        """``plan``'s budget-matched twins (none for a run on all the data every epoch)."""
+        anneal = self.training.anneal
+        if anneal is None:
+            anneal = TrainConfig.model_fields["anneal"].default
+        total = planned_evaluations(plan.schedule, plan.selection, anneal, n, plan.epochs)
+        if total >= n * plan.epochs:
+            return {}
+        twins = {
+            "uniform": replace(plan, schedule=uniform_schedule(total, n, plan.epochs,
+                                                               plan.selection, anneal)),
+            "short": replace(plan, schedule=Benchmark(), epochs=short_epochs(total, n)),
+        }
+        return {kind: twins[kind] for kind in self.baselines}
+
+    def schedules(self) -> dict[str, Schedule]:
+        """Experiment label -> schedule, in grid order."""
+        return {name: plan.schedule for name, plan in self.plans().items()}
+
     def train_config(self, experiment: str, seed: int) -> TrainConfig:
+        return self._config(experiment, self.plans()[experiment], seed)
+
+    def _config(self, experiment: str, plan: ExperimentPlan, seed: int) -> TrainConfig:
         overrides = self.training.model_dump(exclude_none=True)
         return build_train_config(
             {
                 "dataset": self.dataset,
                 "data_dir": self.data_dir,
                 "experiment": experiment,
-                "schedule": self.schedules()[experiment].model_dump(),
-                "selection": self.selection,
+                "schedule": plan.schedule.model_dump(),
+                "selection": plan.selection,
                 "seed": seed,
-                "epochs": self.epochs,
+                "epochs": plan.epochs,
                 "batch_size": self.batch_size,
                 "model": self.model.model_dump(),
                 "emissions": self.emissions.model_dump(),
@@ -165,16 +259,17 @@ class Grid(_Strict):
     def trials(self, grid_name: str | None = None) -> list[TrialSpec]:
         """Every experiment x seed, experiments outer."""
         name = grid_name or self.name
+        plans = self.plans()
         return [
             TrialSpec(
                 key=trial_key(name, experiment, seed),
                 grid=name,
                 experiment=experiment,
                 seed=seed,
-                config=self.train_config(experiment, seed),
+                config=self._config(experiment, plans[experiment], seed),
                 checkpoint_every=self.checkpoint_every,
             )
-            for experiment in self.schedules()
+            for experiment in plans
             for seed in self.seed_list()
         ]
 

@@ -35,6 +35,8 @@ __all__ = ["log_report", "make_report", "render", "report_rows", "schedule_summa
 DASH = "—"
 NOTE = ("top-1: best epoch, mean ± sample std over seeds; Δ: percentage points vs Benchmark; "
         "p: Welch's t-test vs Benchmark; changes: vs Benchmark's mean")
+TWIN_NOTE = ("; vs uniform / vs short: Δ top-1 (pp) and Welch's p of X vs its budget-matched "
+             "twins X-uniform (constant fraction) and X-short (all data, fewer epochs)")
 
 
 # -- rows and cells ------------------------------------------------------------------------
@@ -107,9 +109,25 @@ def _with_change(value: Any, change: Any, fmt: str) -> str:
     return f"{text} ({float(change):+.1f}%)" if text != DASH and _finite(change) else text
 
 
-def _cells(row: dict[str, Any]) -> dict[str, str]:
+def _has_twins(table: pd.DataFrame) -> bool:
+    columns = [c for c in ("p_vs_uniform", "p_vs_short", "delta_vs_uniform", "delta_vs_short")
+               if c in table]
+    return bool(columns) and bool(table[columns].notna().to_numpy().any())
+
+
+def _vs_twin(row: dict[str, Any], kind: str) -> str:
+    """'+0.120 (p 0.34)' vs the twin; a dash where X has no such twin."""
+    delta = row.get(f"delta_vs_{kind}")
+    if delta is None or not _finite(delta):
+        return DASH
+    return f"{float(delta):+.3f} (p {_num(row.get(f'p_vs_{kind}'), '.3g')})"
+
+
+def _cells(row: dict[str, Any], twins: bool = False) -> dict[str, str]:
     """One experiment's display strings; the terminal and the Markdown table share them."""
     evaluations = _num(row["evaluations"], ",.0f")
+    if _finite(row.get("scoring_evaluations")) and float(row["scoring_evaluations"]) > 0:
+        evaluations += f" + {float(row['scoring_evaluations']):,.0f} scoring"
     if _finite(row["evaluations_pct"]):
         evaluations += f" ({row['evaluations_pct']:.4g}%)"
     top1 = (f"{_num(100 * row['top1_mean'], '.2f')} ± {_num(100 * row['top1_std'], '.2f')}"
@@ -121,6 +139,8 @@ def _cells(row: dict[str, Any]) -> dict[str, str]:
         "Top-1 % (n)": top1,
         "Δ pp": _num(row["top1_delta"], "+.3f"),
         "p": _num(row["p_value"], ".3g"),
+        **({"vs uniform": _vs_twin(row, "uniform"), "vs short": _vs_twin(row, "short")}
+           if twins else {}),
         "Runtime s": _with_change(row["runtime_s_mean"], row["runtime_change_pct"], ".1f"),
         "Energy kWh": _with_change(row["energy_kwh_mean"], row["energy_change_pct"], ".4g"),
         "CO2 kg": _with_change(row["emissions_kg_mean"], row["emissions_change_pct"], ".4g"),
@@ -134,8 +154,9 @@ def render(table: pd.DataFrame, console: Console) -> None:
     if table.empty:
         console.print("no finished trials yet")
         return
-    cells = [_cells(row) for row in table.to_dict("records")]
-    out = Table(caption=NOTE, caption_justify="left")
+    twins = _has_twins(table)
+    cells = [_cells(row, twins) for row in table.to_dict("records")]
+    out = Table(caption=NOTE + (TWIN_NOTE if twins else ""), caption_justify="left")
     for i, header in enumerate(cells[0]):
         out.add_column(header, justify="left" if i < 2 else "right", no_wrap=i != 1)
     for row in cells:
@@ -145,7 +166,8 @@ def render(table: pd.DataFrame, console: Console) -> None:
 
 def markdown(table: pd.DataFrame) -> str:
     """The same table as GitHub Markdown."""
-    cells = [_cells(row) for row in table.to_dict("records")]
+    twins = _has_twins(table)
+    cells = [_cells(row, twins) for row in table.to_dict("records")]
     if not cells:
         return "no finished trials yet\n"
     headers = list(cells[0])
@@ -153,7 +175,7 @@ def markdown(table: pd.DataFrame) -> str:
              "|" + "|".join("---" if i < 2 else "---:" for i in range(len(headers))) + "|"]
     lines += ["| " + " | ".join(v.replace("|", "\\|") for v in row.values()) + " |"
               for row in cells]
-    return "\n".join(lines) + f"\n\n{NOTE}\n"
+    return "\n".join(lines) + f"\n\n{NOTE}{TWIN_NOTE if twins else ''}\n"
 
 
 # -- files and plots -----------------------------------------------------------------------

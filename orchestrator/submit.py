@@ -56,6 +56,7 @@ class SubmitResult:
     skipped: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)
     unsent_writes: int = 0
     """Tracking writes that never reached the server (it stayed away): resume sends them."""
 
@@ -251,7 +252,12 @@ def _run_tune(p: Plan, todo: list[TrialSpec], tracker: Tracker, result: SubmitRe
     grid_result = tuner.fit()
     for res in grid_result:
         key = res.config["trial"]["key"] if res.config else "?"
-        (result.failed if res.error else result.finished).append(key)
+        if res.error:
+            result.failed.append(key)
+        elif (res.metrics or {}).get("final"):
+            result.finished.append(key)
+        else:  # stopped before its end (Ctrl-C): `lessdata resume` finishes it
+            result.unfinished.append(key)
     result.finished.sort()
     result.failed.sort()
     result.unsent_writes = tracker.pending

@@ -22,10 +22,12 @@ __all__ = [
 ]
 
 DATASETS = ("mnist", "cifar10", "smallnorb", "digits")
-SELECTIONS = ("fixed", "per_epoch", "stratified")
+SELECTIONS = ("fixed", "per_epoch", "stratified", "loss_soft", "hardest", "easiest", "forgetting")
 
 DatasetName = Literal["mnist", "cifar10", "smallnorb", "digits"]
-SelectionName = Literal["fixed", "per_epoch", "stratified"]
+SelectionName = Literal[
+    "fixed", "per_epoch", "stratified", "loss_soft", "hardest", "easiest", "forgetting"
+]
 
 
 class _Config(BaseModel):
@@ -70,6 +72,9 @@ class TrainConfig(_Config):
     experiment: str = "Benchmark"
     schedule: Schedule = Field(default_factory=Benchmark)
     selection: SelectionName = "fixed"
+    anneal: Annotated[float, Field(gt=0.0, le=1.0)] = 0.875
+    """loss_soft: from ``epoch / epochs >= anneal`` on, every sample with weight 1 (InfoBatch's
+    delta, ours: 0.875, the last 12.5% of the epochs; 1.0 = never)."""
     seed: Annotated[int, Field(ge=0)] = 0
     epochs: Annotated[int, Field(ge=1)] = 300
     batch_size: Annotated[int, Field(ge=1)] = 120

@@ -4,7 +4,9 @@
 epoch by epoch; it knows nothing about Ray or MLflow and calls back with an
 ``EpochResult``. Its ``state_dict`` is the whole state: a run restored from it continues
 exactly (same subsets, same order, same augmentation, no evaluation counted twice),
-because every generator is re-derived from (seed, purpose, epoch).
+because every generator is re-derived from (seed, purpose, epoch) and the per-sample
+state that informed selection reads (last loss, last-visit correctness, forgetting
+events) is part of it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from itertools import repeat
 from typing import Any
 
 import torch
@@ -26,7 +29,7 @@ from trainers.data import DatasetInfo, Split
 from trainers.model import build_model
 from trainers.rng import generator
 from trainers.schedule import count_for, fraction_at
-from trainers.selection import make_selector, stratified_order
+from trainers.selection import SampleView, budget, make_selector, stratified_order
 
 __all__ = ["EpochResult", "TrainResult", "Trainer", "lr_at", "resolve_device"]
 
@@ -35,7 +38,11 @@ EVAL_BATCH = 1000
 
 @dataclass(frozen=True)
 class EpochResult:
-    """One finished epoch. ``epoch`` counts from 1; ``evaluations`` is cumulative."""
+    """One finished epoch. ``epoch`` counts from 1; ``evaluations`` is cumulative.
+
+    ``scoring_evaluations`` (cumulative) counts the forward passes a selection strategy
+    made to score samples, apart from training; its time is inside ``epoch_s``.
+    """
 
     epoch: int
     fraction: float
@@ -47,6 +54,7 @@ class EpochResult:
     test_top1: float
     lr: float
     epoch_s: float
+    scoring_evaluations: int = 0  # last, with a default: histories of older checkpoints
 
     def metrics(self) -> dict[str, float]:
         return {k: float(v) for k, v in asdict(self).items() if k != "epoch"}
@@ -62,6 +70,7 @@ class TrainResult:
     final_top1: float
     evaluations: int
     train_s: float
+    scoring_evaluations: int = 0
 
     def metrics(self) -> dict[str, float]:
         return {k: float(v) for k, v in asdict(self).items()}
@@ -115,11 +124,16 @@ class Trainer:
         )
         self.augment = train_transform(info.name) if config.augment else eval_transform(info.name)
         self.prepare_test = eval_transform(info.name)
-        # Last training loss of every sample (informed selection reads it; NaN = never seen).
-        self.sample_loss = torch.full((self.n_train,), float("nan"), device=self.device)
+        # Per-sample state, recorded in the training pass (no extra forward pass); informed
+        # selection reads it. Last loss (+inf = never seen, so loss_soft always keeps it),
+        # correct at the last visit, and forgetting events (correct -> wrong between visits).
+        self.sample_loss = torch.full((self.n_train,), float("inf"), device=self.device)
+        self.sample_correct = torch.zeros(self.n_train, dtype=torch.bool, device=self.device)
+        self.forgettings = torch.zeros(self.n_train, dtype=torch.long, device=self.device)
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
         self.evaluations = 0
+        self.scoring_evaluations = 0
         self.train_s = 0.0
         self.history: list[EpochResult] = []
 
@@ -150,10 +164,17 @@ class Trainer:
         t, cfg = self.epoch, self.config
         start = time.perf_counter()
         fraction = fraction_at(cfg.schedule, t, cfg.epochs)
-        count = count_for(fraction, self.n_train)
-        chosen = self.selector(t, count)  # [count] CPU int64
-        order = chosen[torch.randperm(count, generator=generator(cfg.seed, "order", t))]
-        order = order.to(self.device, non_blocking=True)
+        scheduled = count_for(fraction, self.n_train)
+        count = budget(cfg.selection, cfg.anneal, scheduled, self.n_train, t, cfg.epochs)
+        if count != scheduled:  # past loss_soft's annealing boundary: all the data
+            fraction = 1.0
+        chosen = self.selector.select(t, count, self.sample_view())
+        assert chosen.indices.numel() == count, (cfg.selection, chosen.indices.numel(), count)
+        shuffle = torch.randperm(count, generator=generator(cfg.seed, "order", t))  # [count]
+        order = chosen.indices[shuffle].to(self.device, non_blocking=True)  # [count]
+        weights = None  # [count] loss weight of each position of ``order``
+        if chosen.weights is not None:
+            weights = chosen.weights[shuffle].to(self.device, non_blocking=True)
         lr = lr_at(cfg, t)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -161,27 +182,31 @@ class Trainer:
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
-        for batch in order.split(cfg.batch_size):  # batches are index gathers
+        batches = order.split(cfg.batch_size)  # batches are index gathers
+        batch_weights = repeat(None) if weights is None else weights.split(cfg.batch_size)
+        for batch, w in zip(batches, batch_weights, strict=False):  # repeat() never ends
             x = self._inputs(self.augment(self.train.images[batch], aug_gen))  # [B, C, S, S]
             y = self.train.labels[batch]  # [B]
             with self._autocast():
                 logits = self._forward(x)  # [B, K]
             losses = F.cross_entropy(logits.float(), y, reduction="none")  # [B]
             self.optimizer.zero_grad(set_to_none=True)
-            losses.mean().backward()
+            (losses.mean() if w is None else (w * losses).mean()).backward()
             self.optimizer.step()
             self.step += 1
             self._update_ema()
             detached = losses.detach()
-            self.sample_loss[batch] = detached
+            hit = logits.detach().argmax(1) == y  # [B]
+            self._record(batch, detached, hit)
             loss_sum += detached.sum()
-            correct += (logits.detach().argmax(1) == y).sum()
+            correct += hit.sum()
         test_loss, test_top1 = self.evaluate()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         epoch_s = time.perf_counter() - start
         self.epoch += 1
         self.evaluations += count
+        self.scoring_evaluations += chosen.scoring_evaluations
         self.train_s += epoch_s
         result = EpochResult(
             epoch=self.epoch,
@@ -194,9 +219,21 @@ class Trainer:
             test_top1=test_top1,
             lr=lr,
             epoch_s=epoch_s,
+            scoring_evaluations=self.scoring_evaluations,
         )
         self.history.append(result)
         return result
+
+    def sample_view(self) -> SampleView:
+        """The per-sample state a selection strategy reads (on the device, no copy)."""
+        return SampleView(self.sample_loss, self.sample_correct, self.forgettings)
+
+    @torch.no_grad()
+    def _record(self, batch: torch.Tensor, losses: torch.Tensor, hit: torch.Tensor) -> None:
+        """Per-sample state after a step (on the device, no host sync; indices distinct)."""
+        self.sample_loss[batch] = losses
+        self.forgettings[batch] += (self.sample_correct[batch] & ~hit).long()
+        self.sample_correct[batch] = hit
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module | None = None) -> tuple[float, float]:
@@ -227,7 +264,8 @@ class Trainer:
 
     def result(self) -> TrainResult:
         if not self.history:
-            return TrainResult(self.epoch, 0.0, 0, 0.0, self.evaluations, self.train_s)
+            return TrainResult(self.epoch, 0.0, 0, 0.0, self.evaluations, self.train_s,
+                               self.scoring_evaluations)
         best = max(self.history, key=lambda r: r.test_top1)
         return TrainResult(
             epochs=self.epoch,
@@ -236,6 +274,7 @@ class Trainer:
             final_top1=self.history[-1].test_top1,
             evaluations=self.evaluations,
             train_s=self.train_s,
+            scoring_evaluations=self.scoring_evaluations,
         )
 
     # -- checkpoints -----------------------------------------------------------------------
@@ -248,9 +287,12 @@ class Trainer:
             "ema": self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "sample_loss": self.sample_loss,
+            "sample_correct": self.sample_correct,
+            "forgettings": self.forgettings,
             "epoch": self.epoch,
             "step": self.step,
             "evaluations": self.evaluations,
+            "scoring_evaluations": self.scoring_evaluations,
             "train_s": self.train_s,
             "history": [asdict(r) for r in self.history],
             "torch_rng": torch.get_rng_state(),
@@ -264,10 +306,16 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.sample_loss.copy_(state["sample_loss"])
+        # Checkpoints from before informed selection: NaN meant never seen; no correctness.
+        inf = float("inf")
+        self.sample_loss.copy_(state["sample_loss"].nan_to_num(nan=inf, posinf=inf))
+        if "sample_correct" in state:
+            self.sample_correct.copy_(state["sample_correct"])
+            self.forgettings.copy_(state["forgettings"])
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])
         self.evaluations = int(state["evaluations"])
+        self.scoring_evaluations = int(state.get("scoring_evaluations", 0))
         self.train_s = float(state["train_s"])
         self.history = [EpochResult(**r) for r in state["history"]]
         torch.set_rng_state(state["torch_rng"])

@@ -1,0 +1,46 @@
+"""Budget-matched baselines: for an experiment X, twins that train on as many images.
+
+- ``X-uniform``: a constant fraction every epoch, ``evaluations(X) / (N * E)``, as a
+  piecewise schedule with one breakpoint (same epochs, same selection as X).
+- ``X-short``: all the data for ``round(evaluations(X) / N)`` epochs (at least 1), with the
+  same per-epoch learning rate (lr x decay^t): the run simply stops earlier.
+
+``N`` is the training-set size after ``train_subset``. Totals match X's within rounding:
+``|uniform - X| <= E / 2`` (one rounding per epoch) and ``|short - X| <= N / 2``. A
+strategy that trains on all the data past an annealing boundary (``loss_soft``) keeps
+those epochs in the twin too; the constant fraction covers the others. Pure functions of
+numbers and schedules: the grid (``orchestrator.grid``) names and expands the twins.
+"""
+
+from __future__ import annotations
+
+from trainers.schedule import Breakpoint, Piecewise, Schedule, counts, round_half_up
+
+__all__ = ["BASELINES", "planned_evaluations", "short_epochs", "uniform_schedule"]
+
+BASELINES = ("uniform", "short")
+
+
+def planned_evaluations(schedule: Schedule, selection: str, anneal: float, n: int,
+                        epochs: int) -> int:
+    """Training images of a run: the schedule's counts, all ``n`` in annealed epochs."""
+    from trainers.selection import planned_counts
+
+    return sum(planned_counts(selection, anneal, counts(schedule, n, epochs), n))
+
+
+def uniform_schedule(total: int, n: int, epochs: int, selection: str, anneal: float
+                     ) -> Schedule:
+    """The constant-fraction schedule that trains on about ``total`` images in ``epochs``."""
+    from trainers.selection import annealing
+
+    free = [t for t in range(epochs) if not annealing(selection, anneal, t, epochs)]
+    assert free, "epoch 0 is never annealed (anneal > 0)"
+    left = total - (epochs - len(free)) * n  # what the non-annealed epochs may use
+    fraction = min(1.0, max(1.0 / n, left / (len(free) * n)))
+    return Piecewise(breakpoints=[Breakpoint(at=0.0, fraction=fraction)])
+
+
+def short_epochs(total: int, n: int) -> int:
+    """Full-data epochs that train on about ``total`` images: round(total / n), at least 1."""
+    return max(1, round_half_up(total / n))
