@@ -46,7 +46,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", type=Path)
     p.add_argument("--epochs", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--selection", default="fixed", help="fixed, per_epoch, stratified, loss_soft, hardest, easiest, forgetting")
+    p.add_argument("--selection", default="fixed",
+                   help="fixed, per_epoch, stratified, loss_soft, hardest, easiest, forgetting")
     p.add_argument("--batch-size", type=int, default=120)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier of the model")
@@ -88,7 +89,8 @@ def _cmd_schedules(args: argparse.Namespace) -> int:
         params = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "-"
         print(
             f"{row['experiment']:<10} {row['method']:<15} {params:<16} "
-            f"evaluations={row['evaluations']:>12,} ({row['relative_evaluations']:.4f} of Benchmark)"
+            f"evaluations={row['evaluations']:>12,} "
+            f"({row['relative_evaluations']:.4f} of Benchmark)"
         )
     return 0
 

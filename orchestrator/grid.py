@@ -34,6 +34,8 @@ from trainers.schedule import Benchmark, Schedule
 __all__ = ["ExperimentPlan", "Grid", "Resources", "TrialSpec", "load_grid", "shipped_grids",
            "trial_key"]
 
+SeedCount = Annotated[int, Field(ge=1, le=1000)]
+SeedList = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
@@ -139,7 +141,7 @@ class Grid(_Strict):
     data_dir: Path | None = None
     epochs: Annotated[int, Field(ge=1)] = 300
     batch_size: Annotated[int, Field(ge=1)] = 120
-    seeds: Annotated[int, Field(ge=1, le=1000)] | Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)] = 1
+    seeds: SeedCount | SeedList = 1
     experiments: list[str] = Field(default_factory=list)
     custom: list[CustomExperiment] = Field(default_factory=list)
     selection: SelectionName = "fixed"

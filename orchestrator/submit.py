@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.grid import Grid, TrialSpec, load_grid, slug
+from orchestrator.tracking import Tracker, check_tracking, default_tracking_uri
 from trainers.data import check_dataset, dataset_info
 from trainers.errors import ClusterError, ConfigError
-from orchestrator.tracking import Tracker, check_tracking, default_tracking_uri
 
 __all__ = ["SubmitOptions", "SubmitResult", "connect_ray", "plan", "submit"]
 
@@ -250,7 +250,7 @@ def _run_tune(p: Plan, todo: list[TrialSpec], tracker: Tracker, result: SubmitRe
         ),
     )
     grid_result = tuner.fit()
-    for res in grid_result:
+    for res in (grid_result[i] for i in range(len(grid_result))):
         key = res.config["trial"]["key"] if res.config else "?"
         if res.error:
             result.failed.append(key)

@@ -9,6 +9,7 @@ again. See docs/tracking.md for every tag, param and metric.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import statistics
@@ -192,7 +193,8 @@ class Tracker:
         flt = f"tags.`{T}grid` = '{_quote(self.grid)}' and tags.`{T}kind` = '{kind}'"
         if extra:
             flt += f" and {extra}"
-        runs, token = [], None
+        runs: list[Any] = []
+        token = None
         while True:
             page = self.client.search_runs(
                 [self.experiment_id], filter_string=flt, max_results=1000, page_token=token
@@ -381,4 +383,4 @@ class Tracker:
 
     def close_parents(self) -> None:
         for run_id in self.parents.values():
-            self._enqueue("close parent", lambda r=run_id: self.client.set_terminated(r))
+            self._enqueue("close parent", functools.partial(self.client.set_terminated, run_id))

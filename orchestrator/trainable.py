@@ -12,7 +12,6 @@ killed driver and a re-submission all find the same state there.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import socket

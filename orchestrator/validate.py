@@ -6,6 +6,7 @@ what is allowed.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -56,10 +57,8 @@ def build_train_config(raw: dict[str, Any], where: str = "") -> TrainConfig:
     if "schedule" not in raw:
         raw["schedule"] = experiment(raw.get("experiment", "Benchmark")).model_dump()
     if "experiment" in raw and raw.get("experiment") != "custom":
-        try:
+        with contextlib.suppress(ConfigError):  # else a user-named custom schedule
             raw["experiment"] = _canonical(raw["experiment"])
-        except ConfigError:
-            pass  # a user-named custom schedule
     return parse_model(TrainConfig, raw, where)
 
 

@@ -38,7 +38,7 @@ class ModelConfig(_Config):
     """The homogeneous-vector-capsule CNN (Byerly et al.)."""
 
     heads: Literal[1, 3] = 1
-    """1: the paper's single capsule head after the last conv; 3: Byerly's heads after convs 3, 6, 9."""
+    """1: the paper's single head after the last conv; 3: Byerly's, after convs 3, 6, 9."""
     merge_params: bool | None = None
     """Keep Byerly's learnable branch weight and merge shift (default: only with 3 heads)."""
     width: Annotated[float, Field(gt=0.0, le=4.0)] = 1.0

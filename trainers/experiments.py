@@ -6,8 +6,8 @@ Increment s = 25/50/75%) and E13-E20 (Data Cut n = 2..9) are our numbering.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
 from trainers.errors import ConfigError
 from trainers.schedule import Benchmark, DataCut, DataIncrement, DataStep, Schedule

@@ -95,6 +95,12 @@ def take_subset(split: Split, size: int | None, seed: int = 0) -> Split:
     return split.subset(order[:size])
 
 
+def _no_augment(dataset: str) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+    """The test-time transform, with the training transform's signature."""
+    prepare = eval_transform(dataset)
+    return lambda images, _gen: prepare(images)
+
+
 class Trainer:
     """One training run. Runs on the worker that owns the trial's device."""
 
@@ -122,7 +128,9 @@ class Trainer:
         self._forward: Callable[[torch.Tensor], torch.Tensor] = (
             torch.compile(self.model) if config.compile else self.model  # type: ignore[assignment]
         )
-        self.augment = train_transform(info.name) if config.augment else eval_transform(info.name)
+        self.augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] = (
+            train_transform(info.name) if config.augment else _no_augment(info.name)
+        )
         self.prepare_test = eval_transform(info.name)
         # Per-sample state, recorded in the training pass (no extra forward pass); informed
         # selection reads it. Last loss (+inf = never seen, so loss_soft always keeps it),
@@ -154,8 +162,9 @@ class Trainer:
         decay = self.config.ema_decay
         if self.config.ema_warmup:
             decay = min(decay, (1 + self.step) / (10 + self.step))
-        ema_p = list(self.ema.parameters())
-        torch._foreach_lerp_(ema_p, list(self.model.parameters()), 1.0 - decay)
+        ema_p: list[torch.Tensor] = list(self.ema.parameters())
+        live_p: list[torch.Tensor] = list(self.model.parameters())
+        torch._foreach_lerp_(ema_p, live_p, 1.0 - decay)
         for ema_b, b in zip(self.ema.buffers(), self.model.buffers(), strict=True):
             ema_b.copy_(b)
 

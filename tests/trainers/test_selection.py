@@ -20,7 +20,7 @@ def test_returns_count_distinct_valid_indices(name: str, count: int) -> None:
     idx = make_selector(name, LABELS, seed=0)(3, count)
     assert idx.dtype == torch.long and idx.shape == (count,)
     assert idx.unique().numel() == count
-    assert 0 <= int(idx.min()) and int(idx.max()) < N
+    assert int(idx.min()) >= 0 and int(idx.max()) < N
 
 
 @pytest.mark.parametrize("name", ["fixed", "stratified"])

@@ -102,3 +102,9 @@ def test_lr_schedule_is_per_epoch_with_floor() -> None:
     assert lr_at(config, 0) == 1e-3
     assert lr_at(config, 1) == pytest.approx(0.98e-3)
     assert lr_at(config, 500) == 1e-4
+
+
+def test_without_augmentation_trains_on_test_time_inputs(digits: tuple) -> None:
+    trainer = _trainer(_config(epochs=1, augment=False), digits)
+    result = trainer.run_epoch()
+    assert result.samples == 100 and result.train_loss > 0
