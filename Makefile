@@ -20,8 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/lessdata train --experiment Benchmark --dataset digits --epochs 8 --width 0.25 --threads 2
-	$(BIN)/lessdata train --experiment E3 --dataset digits --epochs 8 --width 0.25 --threads 2
+	$(BIN)/lessdata demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
