@@ -62,7 +62,7 @@ def runtime_s(repetitions: list[list[float]]) -> float:
 
 
 def measure(options: Options) -> list[Row]:
-    size, reps = (1200, 3) if options.quick else (3000, 5)
+    size, reps = (600, 3) if options.quick else (3000, 5)
     data = load_mnist()
     _trainers(options, data, size)["Benchmark"].run_epoch()  # warm-up, not counted
     epoch_s: dict[str, list[list[float]]] = {name: [] for name in EXPERIMENT_NAMES}

@@ -39,7 +39,11 @@ __all__ = [
     "train_seconds",
 ]
 
-MNIST_ROOT = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+MNIST_ROOT = Path(
+    os.environ.get("LESSDATA_BENCH_MNIST")
+    or Path(__file__).resolve().parents[2] / "shared" / "datasets"
+)
+"""A torchvision root holding MNIST/raw/ (plain or .gz): ``$LESSDATA_BENCH_MNIST`` if set."""
 WIDTH = 0.25
 THREADS = 2
 BATCH = 120
@@ -125,7 +129,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def mlflow_server() -> Iterator[str]:
     """A real ``mlflow server`` on 127.0.0.1 with a SQLite store in a temp dir; yields its URI.
 
-    Started in its own process group and always stopped (as tests/conftest.py does).
+    Started in its own process group and always stopped (as tests/conftest.py does). The
+    server's job runner (MLflow 3's huey consumers: eight more processes, a steady few
+    percent of a core each) is switched off: lessdata runs no MLflow jobs, and on 2 cores
+    they would only add load to the epochs the logging is compared with.
     """
     with tempfile.TemporaryDirectory(prefix="lessdata-bench-mlflow-") as tmp:
         root, port = Path(tmp), _free_port()
@@ -135,7 +142,8 @@ def mlflow_server() -> Iterator[str]:
             "--artifacts-destination", str(root / "artifacts"),
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
         ]
-        proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL,
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             uri = f"http://127.0.0.1:{port}"
