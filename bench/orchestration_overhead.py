@@ -1,17 +1,25 @@
-"""Row 4: a grid through the real ``submit`` over the ideal of its trials run in-process.
+"""Row 4: a grid through the real ``submit`` over the same trials run by hand.
 
-B: 20 tiny trials (digits, width 0.125, 300 training images, 2 epochs, codecarbon on,
-a checkpoint every epoch) through ``orchestrator.submit.submit``: a local Ray started
-with 2 CPUs (address None; its start is inside the wall time), one CPU per trial, a
-SQLite MLflow store and the storage in a temp dir, the grid YAML in a temp file.
+Two workloads, each 20 trials (Benchmark and E1-E9 x 2 seeds; digits, width 0.125,
+2 epochs, one CPU thread, codecarbon on, a checkpoint every epoch):
 
-A: the same 20 trials run in-process with ``trainers.run.run_training``, one after the
-other; the ideal wall time of B is their sum over the 2 concurrent slots.
+- *tiny*: 300 training images, about 0.6 s of work per trial: the worst case for a
+  per-trial cost;
+- *small*: all 1,437 training images, about 2 s per trial.
 
-The ratio is B / ideal. Everything B adds is overhead: Ray's start, Tune's scheduling,
-worker processes (each imports torch and the trainer), checkpoints, MLflow runs, params
-and per-epoch metrics, the final report. Its per-trial share is printed too. A and B
-alternate (A, B, A, B) and the median ratio is taken.
+A, the ideal: what a researcher does without lessdata on the same 2 slots: 2 fresh
+Python processes side by side, each running its half of the trials one after the
+other with ``trainers.run.run_training``. Wall time from their start to the end of the
+last, so A pays what any fresh process pays (importing torch, the first passes).
+
+B: the same grid through ``orchestrator.submit.submit``: every trial a Ray Tune trial on
+a local Ray cluster of 2 CPUs, one CPU per trial; every epoch reported, checkpointed and
+logged to MLflow (SQLite store), runs and their parents made, the final report with
+the codecarbon CSV. The cluster and the MLflow store exist before B starts, as they do
+for a service (their start-up is timed and printed, not counted); each repetition
+submits a new grid name.
+
+The ratio is B / A, median over interleaved repetitions (A, B, A, B, ...).
 
     python bench/orchestration_overhead.py [--quick]
 """
@@ -19,9 +27,11 @@ alternate (A, B, A, B) and the median ratio is taken.
 from __future__ import annotations
 
 import logging
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,115 +41,154 @@ import yaml
 from harness import Goal, Options, Row, interleave, main, median, median_ratio, timed
 from orchestrator.grid import load_grid
 from orchestrator.submit import SubmitOptions, connect_ray, submit
+from orchestrator.tracking import Tracker
 from trainers.run import run_training
 
 GOAL = Goal("<=", 1.15)
 SLOTS = 2
 EXPERIMENTS_FULL = ["Benchmark", "E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8", "E9"]
 EXPERIMENTS_QUICK = ["Benchmark"]
+WORKLOADS: dict[str, dict[str, Any]] = {  # name -> the grid's training section
+    "tiny": {"train_subset": 300, "threads": 1},
+    "small": {"threads": 1},
+}
 
 
-def grid_yaml(experiments: list[str]) -> dict[str, Any]:
-    """The benchmark grid: len(experiments) x 2 seeds tiny trials on digits."""
+def grid_yaml(name: str, experiments: list[str], training: dict[str, Any]) -> dict[str, Any]:
+    """The benchmark grid: len(experiments) x 2 seeds trials on digits."""
     return {
-        "name": "bench-orchestration",
+        "name": name,
         "dataset": "digits",
         "epochs": 2,
         "seeds": 2,
         "experiments": experiments,
         "model": {"width": 0.125},
-        "training": {"train_subset": 300, "threads": 1},
+        "training": training,
         "resources": {"cpu": 1, "gpu": 0},
         "checkpoint_every": 1,
     }
 
 
-def in_process_s(grid_path: Path) -> float:
-    """A: every trial of the grid in this process, one after the other (seconds)."""
-    trials = load_grid(grid_path).trials()
-    with tempfile.TemporaryDirectory(prefix="lessdata-bench-inproc-") as tmp:
+def run_slot(grid_path: Path, slot: int, out: Path) -> None:
+    """One slot of A (in its own process): every SLOTS-th trial, one after the other."""
+    for spec in load_grid(grid_path).trials()[slot::SLOTS]:
+        run_training(spec.config, out / spec.key.replace("/", "_"))
+
+
+def by_hand_s(grid_path: Path) -> float:
+    """A: SLOTS fresh processes side by side, each running its share (seconds)."""
+    with tempfile.TemporaryDirectory(prefix="lessdata-bench-byhand-") as tmp:
         start = time.perf_counter()
-        for spec in trials:
-            run_training(spec.config, Path(tmp) / spec.key.replace("/", "_"))
-        return time.perf_counter() - start
+        procs = [
+            subprocess.Popen([sys.executable, __file__, "--slot", str(slot), str(grid_path), tmp],
+                             stdout=subprocess.DEVNULL)
+            for slot in range(SLOTS)
+        ]
+        codes = [p.wait() for p in procs]
+        wall_s = time.perf_counter() - start
+    if any(codes):
+        raise RuntimeError(f"a by-hand slot failed: exit codes {codes}")
+    return wall_s
 
 
 @dataclass
 class Breakdown:
     """Where B's time went, one entry per repetition."""
 
-    ray_start_s: list[float] = field(default_factory=list)
-    inside_trials_s: list[float] = field(default_factory=list)
-    """Sum over trials of ``trial_s``: the trainable's own time, from its first line."""
+    before_tune_s: list[float] = field(default_factory=list)
+    """From ``submit``'s call to Tune's start: plan, checks, MLflow runs and params."""
 
 
-def trial_seconds(tracking_uri: str, grid: str) -> float:
-    """Sum of the ``trial_s`` every finished trial logged to MLflow."""
-    from mlflow import MlflowClient
+def submitted_s(grid_path: Path, uri: str, storage: Path, breakdown: Breakdown) -> float:
+    """B: the grid through the real ``submit`` on the running cluster (seconds)."""
+    import orchestrator.submit as submit_module
 
-    client = MlflowClient(tracking_uri)
-    experiment = client.get_experiment_by_name(grid)
-    assert experiment is not None, f"no MLflow experiment {grid}"
-    runs = client.search_runs([experiment.experiment_id], "tags.`lessdata.kind` = 'trial'")
-    return sum(run.data.metrics["trial_s"] for run in runs)
+    options = SubmitOptions(grid=str(grid_path), tracking_uri=uri, address=None,
+                            storage=storage, quiet=True)
+    run_tune = submit_module._run_tune
+    start = time.perf_counter()
 
+    def timed_run_tune(*args: Any, **kwargs: Any) -> None:
+        breakdown.before_tune_s.append(time.perf_counter() - start)
+        run_tune(*args, **kwargs)
 
-def submitted_s(grid_path: Path, breakdown: Breakdown) -> float:
-    """B: the grid through the real ``submit`` on a fresh local Ray (seconds, Ray start in)."""
-    import ray
-
-    with tempfile.TemporaryDirectory(prefix="lessdata-bench-submit-") as tmp:
-        uri = f"sqlite:///{tmp}/mlflow.db"
-        options = SubmitOptions(grid=str(grid_path), tracking_uri=uri, address=None,
-                                storage=Path(tmp) / "store", quiet=True)
-        start = time.perf_counter()
-        breakdown.ray_start_s.append(timed(lambda: connect_ray(None, num_cpus=SLOTS)))
+    submit_module._run_tune = timed_run_tune
+    try:
         result = submit(options)
-        wall_s = time.perf_counter() - start
-        ray.shutdown()
-        if result.failed or len(result.finished) != result.trials:
-            raise RuntimeError(f"submit did not finish every trial: {result.as_dict()}")
-        breakdown.inside_trials_s.append(trial_seconds(uri, result.name))
+    finally:
+        submit_module._run_tune = run_tune
+    wall_s = time.perf_counter() - start
+    if result.failed or len(result.finished) != result.trials:
+        raise RuntimeError(f"submit did not finish every trial: {result.as_dict()}")
     return wall_s
 
 
+@dataclass
+class Setting:
+    """What every workload of one run shares: the cluster, the store, fresh grid names."""
+
+    root: Path
+    uri: str
+    ray_s: float
+    store_s: float
+    names: Iterator[int] = field(default_factory=lambda: iter(range(1_000)))
+
+    def grid(self, workload: str, experiments: list[str]) -> Path:
+        path = self.root / f"grid-{workload}-{next(self.names)}.yaml"
+        path.write_text(yaml.safe_dump(
+            grid_yaml(f"bench-orch-{path.stem}", experiments, WORKLOADS[workload])))
+        return path
+
+
+def workload_row(setting: Setting, workload: str, experiments: list[str], reps: int) -> Row:
+    """A and B interleaved ``reps`` times on one workload."""
+    grid_path = setting.grid(workload, experiments)
+    trials = len(load_grid(grid_path).trials())
+    breakdown = Breakdown()
+
+    def through_lessdata() -> float:
+        return submitted_s(setting.grid(workload, experiments), setting.uri,
+                           setting.root / "store", breakdown)
+
+    hand_s, wall_s = interleave([lambda: by_hand_s(grid_path), through_lessdata], reps)
+    return Row.judged(f"orchestration {workload} trials / by hand",
+                      median_ratio(wall_s, hand_s), GOAL,
+                      _explain(trials, wall_s, hand_s, breakdown, setting))
+
+
 def measure(options: Options) -> list[Row]:
-    experiments, reps = (EXPERIMENTS_QUICK, 1) if options.quick else (EXPERIMENTS_FULL, 2)
+    import ray
+
     logging.getLogger("ray").setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory(prefix="lessdata-bench-grid-") as tmp:
-        grid_path = Path(tmp) / "grid.yaml"
-        grid_path.write_text(yaml.safe_dump(grid_yaml(experiments)))
-        trials = len(load_grid(grid_path).trials())
-        breakdown = Breakdown()
-        sequential_s, wall_s = interleave(
-            [lambda: in_process_s(grid_path), lambda: submitted_s(grid_path, breakdown)], reps
-        )
-    ideal_s = [s / SLOTS for s in sequential_s]
-    ratio = median_ratio(wall_s, ideal_s)
-    return [Row.judged("orchestration wall / ideal", ratio, GOAL,
-                       _explain(trials, wall_s, sequential_s, breakdown))]
+    plan = [("tiny", EXPERIMENTS_QUICK, 1)] if options.quick else [
+        ("tiny", EXPERIMENTS_FULL, 3), ("small", EXPERIMENTS_FULL, 2)]
+    with tempfile.TemporaryDirectory(prefix="lessdata-bench-orch-") as tmp:
+        root = Path(tmp)
+        uri = f"sqlite:///{root}/mlflow.db"
+        store_s = timed(lambda: Tracker(uri, "bench-orch-store"))
+        ray_s = timed(lambda: connect_ray(None, num_cpus=SLOTS))
+        setting = Setting(root, uri, ray_s, store_s)
+        try:
+            return [workload_row(setting, *step) for step in plan]
+        finally:
+            ray.shutdown()
 
 
-def _explain(trials: int, wall_s: list[float], sequential_s: list[float],
-             breakdown: Breakdown) -> str:
-    """Per-trial overhead in slot-seconds: B's slot time beyond A's, split where measured."""
-    def per_trial(values: list[float]) -> float:
-        return median(values) / trials
-
-    overhead = [w * SLOTS - s for w, s in zip(wall_s, sequential_s, strict=True)]
-    inside = [t - s for t, s in zip(breakdown.inside_trials_s, sequential_s, strict=True)]
-    ray_start = [r * SLOTS for r in breakdown.ray_start_s]
-    rest = [o - i - r for o, i, r in zip(overhead, inside, ray_start, strict=True)]
+def _explain(trials: int, wall_s: list[float], hand_s: list[float], breakdown: Breakdown,
+             setting: Setting) -> str:
+    overhead = [(w - h) * SLOTS / trials for w, h in zip(wall_s, hand_s, strict=True)]
     return (
         f"{trials} trials, {SLOTS} slots, {len(wall_s)} interleaved pairs; median wall "
-        f"{median(wall_s):.1f} s vs ideal {median(sequential_s) / SLOTS:.1f} s (in-process "
-        f"sum {median(sequential_s):.1f} s / {SLOTS}); overhead per trial "
-        f"{per_trial(overhead):.2f} slot-s = Ray start {per_trial(ray_start):.2f} "
-        f"+ inside the trainable beyond in-process (checkpoints, Tune reports, hardware "
-        f"probe) {per_trial(inside):.2f} + outside it (worker process start and imports, "
-        f"Tune scheduling, MLflow store and writes on the driver) {per_trial(rest):.2f}"
+        f"through lessdata {median(wall_s):.1f} s vs by hand {median(hand_s):.1f} s; "
+        f"overhead {median(overhead):.2f} slot-s per trial, of which before Tune starts "
+        f"(plan, checks, MLflow runs and params) {median(breakdown.before_tune_s):.2f} s "
+        f"in all; not counted: starting the Ray cluster {setting.ray_s:.1f} s and a new "
+        f"MLflow store {setting.store_s:.1f} s"
     )
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--slot":
+        run_slot(Path(sys.argv[3]), int(sys.argv[2]), Path(sys.argv[4]))
+        sys.exit(0)
     sys.exit(main(measure, __doc__ or ""))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ray.tune import Callback
@@ -53,8 +55,6 @@ class MlflowCallback(Callback):
                         **info: Any) -> None:
         key = _key(trial)
         hw = {f"lessdata.{k}": result[k] for k in HARDWARE_TAGS if k in result}
-        if hw:
-            self.tracker.set_tags(key, hw)
         if result.get("final"):
             metrics = {k: result[k] for k in FINAL_METRICS if k in result}
             metrics.update(
@@ -62,18 +62,23 @@ class MlflowCallback(Callback):
                 emissions_measured=result["emissions_measured"],
                 emissions_share=result["emissions_share"],
             )
-            artifacts = {"epochs.csv": _history_csv(self._full_history(key))}
+            # Read (for a resumed trial, from MLflow) when the writer thread sends it.
+            artifacts: dict[str, str | Callable[[], str]] = {
+                "epochs.csv": functools.partial(self._epochs_csv, key)}
             if result.get("codecarbon_csv"):
                 artifacts["codecarbon/emissions.csv"] = result["codecarbon_csv"]
-            self.tracker.set_tags(key, {"lessdata.emissions_attribution":
-                                        result.get("emissions_attribution", "")})
-            self.tracker.log_final(key, metrics, artifacts)
+            tags = {**hw, "lessdata.emissions_attribution":
+                    result.get("emissions_attribution", "")}
+            self.tracker.log_final(key, metrics, artifacts, tags)
             self.tracker.update_parent(trial.config["trial"]["experiment"])
             return
         epoch = int(result["epoch"])
         row = {"epoch": epoch, **{k: result[k] for k in EPOCH_METRICS}}
         self.history.setdefault(key, []).append(row)
-        self.tracker.log_epoch(key, epoch, {k: result[k] for k in EPOCH_METRICS})
+        self.tracker.log_epoch(key, epoch, {k: result[k] for k in EPOCH_METRICS}, hw)
+
+    def _epochs_csv(self, key: str) -> str:
+        return _history_csv(self._full_history(key))
 
     def _full_history(self, key: str) -> list[dict[str, Any]]:
         """Epochs seen by this driver, completed from MLflow for epochs logged earlier."""
@@ -92,10 +97,6 @@ class MlflowCallback(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error = getattr(trial, "error_file", None) or "see the Ray Tune trial log"
         self.tracker.mark_failed(_key(trial), f"trial failed after retries: {error}")
-
-    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-        if self.tracker.pending:
-            self.tracker.drain()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.tracker.close_parents()

@@ -226,12 +226,19 @@ def _run_tune(p: Plan, todo: list[TrialSpec], tracker: Tracker, result: SubmitRe
               quiet: bool) -> None:
     # The legacy reporter honours verbose=0; our ProgressCallback is the live view.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # MLflow is the record: of Tune's own per-trial files only result.json is kept (its
+    # result grid reads it); CSV and TensorBoard files would only cost the driver time
+    # per result (set TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0 to have them again).
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     from ray import tune
+    from ray.tune.logger import JsonLoggerCallback
 
     from orchestrator.callbacks import MlflowCallback, ProgressCallback
     from orchestrator.trainable import train_trial
 
     callbacks: list[Any] = [MlflowCallback(tracker)]
+    if os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] == "1":
+        callbacks.append(JsonLoggerCallback())
     if not quiet:
         callbacks.append(ProgressCallback(len(todo)))
     trainable = tune.with_resources(train_trial, p.grid.resources.ray_resources())
@@ -239,6 +246,10 @@ def _run_tune(p: Plan, todo: list[TrialSpec], tracker: Tracker, result: SubmitRe
         trainable,
         param_space={"trial": tune.grid_search([t.model_dump(mode="json") for t in todo])},
         tune_config=tune.TuneConfig(
+            # Every trial of a grid asks for the same resources: one worker process per
+            # slot runs trial after trial, so torch, the trainer and codecarbon's probes
+            # are paid once per slot, not once per trial.
+            reuse_actors=True,
             trial_dirname_creator=lambda trial: slug(trial.config["trial"]["key"]),
         ),
         run_config=tune.RunConfig(

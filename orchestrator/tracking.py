@@ -2,8 +2,9 @@
 
 Every trial's run is found again by its tag ``lessdata.trial_key`` (grid/experiment/seed):
 a resumed or re-submitted grid never makes a second run for the same trial. Writes go
-through a queue: when the server is away they wait (in order) and are sent once it is
-back, so a tracking outage never fails a trial. Steps already in MLflow are never logged
+through a queue that one writer thread sends in order: Tune's event loop never waits on
+the server, and when the server is away the writes wait and are sent once it is back, so
+a tracking outage never fails a trial. Steps already in MLflow are never logged
 again. See docs/tracking.md for every tag, param and metric.
 """
 
@@ -14,6 +15,7 @@ import logging
 import os
 import statistics
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -157,7 +159,12 @@ def _quote(value: str) -> str:
 
 
 class Tracker:
-    """The driver's MLflow writer for one grid. Not thread-safe; Tune calls back serially."""
+    """The driver's MLflow writer for one grid.
+
+    Runs are found or made synchronously (``ensure_runs``, before any trial starts); every
+    later write is queued and sent in order by one writer thread. Callers are Tune's
+    callbacks, which Tune calls serially.
+    """
 
     RETRY_S = 2.0
 
@@ -184,8 +191,12 @@ class Tracker:
         self.runs: dict[str, str] = {}  # trial key -> run id
         self.parents: dict[str, str] = {}  # experiment label -> parent run id
         self.last_step: dict[str, int] = {}  # run id -> last epoch already in MLflow
+        # Writes wait here, in order, for one writer thread (started on the first write):
+        # a slow or absent server never stalls Tune's event loop, so never the trials.
         self._pending: deque[tuple[str, Callable[[], Any]]] = deque()
-        self._retry_at = 0.0  # while the server is away, try again no sooner than this
+        self._cond = threading.Condition()
+        self._writer: threading.Thread | None = None
+        self._inflight: tuple[str, Callable[[], Any]] | None = None
 
     # -- finding runs ----------------------------------------------------------------------
 
@@ -274,55 +285,81 @@ class Tracker:
     # -- buffered writes -------------------------------------------------------------------
 
     def _enqueue(self, what: str, op: Callable[[], Any]) -> None:
-        self._pending.append((what, op))
-        self.drain()
+        """Queue a write for the writer thread; Tune's event loop never waits on MLflow."""
+        with self._cond:
+            self._pending.append((what, op))
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, daemon=True,
+                                                 name=f"lessdata-mlflow-{self.grid}")
+                self._writer.start()
+            self._cond.notify_all()
 
-    def drain(self, force: bool = False) -> bool:
-        """Send what waits, in order; stop at the first failure. True when all is sent.
-
-        After a failure, further tries wait ``RETRY_S`` (unless ``force``) so that a server
-        that is away does not slow the driver's event loop.
-        """
-        if self._pending and not force and time.monotonic() < self._retry_at:
-            return False
-        while self._pending:
-            what, op = self._pending[0]
+    def _write_loop(self) -> None:
+        """Send queued writes in order; while the server is away, retry every ``RETRY_S``."""
+        away_since: float | None = None
+        while True:
+            with self._cond:
+                while not self._pending:
+                    self._cond.notify_all()  # wakes flush()
+                    self._cond.wait()
+                self._inflight = self._pending.popleft()
+            what, op = self._inflight
             try:
                 op()
             except Exception as exc:  # noqa: BLE001 - any failure means: try again later
-                self._retry_at = time.monotonic() + self.RETRY_S
-                first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-                log.warning("tracking server unavailable (%s); %d writes wait: %s",
-                            what, len(self._pending), first or type(exc).__name__)
-                return False
-            self._pending.popleft()
-        return True
+                with self._cond:  # first in line again
+                    self._pending.appendleft(self._inflight)
+                    self._inflight = None
+                if away_since is None:
+                    away_since = time.monotonic()
+                    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+                    log.warning("tracking server unavailable (%s); %d writes wait: %s",
+                                what, self.pending, first or type(exc).__name__)
+                with self._cond:
+                    self._cond.wait(timeout=self.RETRY_S)
+                continue
+            with self._cond:
+                self._inflight = None
+            if away_since is not None:
+                log.warning("tracking server back after %.0f s; sending %d queued writes",
+                            time.monotonic() - away_since, self.pending)
+                away_since = None
 
-    def flush(self, timeout_s: float = 120.0, interval_s: float = 2.0) -> bool:
+    def flush(self, timeout_s: float = 120.0) -> bool:
         """Wait up to ``timeout_s`` for every queued write to reach the server."""
         deadline = time.monotonic() + timeout_s
-        while not self.drain(force=True):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(interval_s)
+        with self._cond:
+            while self.pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.notify_all()  # a writer waiting out RETRY_S tries again now
+                self._cond.wait(timeout=min(left, self.RETRY_S))
         return True
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        """Writes queued and not yet acknowledged by the server."""
+        return len(self._pending) + (self._inflight is not None)
 
-    def log_epoch(self, key: str, step: int, metrics: dict[str, float]) -> None:
-        """Per-epoch metrics at ``step`` (the epoch); a step already logged is skipped."""
+    def log_epoch(self, key: str, step: int, metrics: dict[str, float],
+                  tags: dict[str, str] | None = None) -> None:
+        """Per-epoch metrics at ``step`` (the epoch), and ``tags`` in the same write; a step
+        already logged is skipped (its tags are still sent)."""
+        from mlflow.entities import Metric, RunTag
+
         run_id = self.runs[key]
-        if step <= self.last_step.get(run_id, 0):
+        items: list[Metric] = []
+        if step > self.last_step.get(run_id, 0):
+            self.last_step[run_id] = step
+            now = int(time.time() * 1000)
+            items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        labels = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        if not items and not labels:
             return
-        self.last_step[run_id] = step
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         self._enqueue(f"epoch {step} of {key}",
-                      lambda: self.client.log_batch(run_id, metrics=items, synchronous=True))
+                      lambda: self.client.log_batch(run_id, metrics=items, tags=labels,
+                                                    synchronous=True))
 
     def set_tags(self, key: str, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
@@ -332,18 +369,22 @@ class Tracker:
         self._enqueue(f"tags of {key}",
                       lambda: self.client.log_batch(run_id, tags=items, synchronous=True))
 
-    def log_final(self, key: str, metrics: dict[str, float], artifacts: dict[str, str]) -> None:
-        """Final metrics and text artifacts (name -> content); marks the run finished."""
+    def log_final(self, key: str, metrics: dict[str, float],
+                  artifacts: dict[str, str | Callable[[], str]],
+                  tags: dict[str, str] | None = None) -> None:
+        """Final metrics, ``tags`` and text artifacts (name -> content, or a function that
+        makes it on the writer thread); marks the run finished."""
         from mlflow.entities import Metric, RunTag
 
         run_id = self.runs[key]
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
-        done = [RunTag(f"{T}state", "finished")]
+        done = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
+        done.append(RunTag(f"{T}state", "finished"))
 
         def op() -> None:
             for name, text in artifacts.items():
-                self.client.log_text(run_id, text, name)
+                self.client.log_text(run_id, text if isinstance(text, str) else text(), name)
             self.client.log_batch(run_id, metrics=items, tags=done, synchronous=True)
             self.client.set_terminated(run_id, "FINISHED")
 
@@ -360,8 +401,16 @@ class Tracker:
         self._enqueue(f"failure of {key}", op)
 
     def update_parent(self, experiment: str) -> None:
-        """Mean and std over the finished seeds of every final metric, on the parent run."""
-        self._enqueue(f"aggregate of {experiment}", lambda: self._aggregate(experiment))
+        """Mean and std over the finished seeds of every final metric, on the parent run.
+
+        It reads the finished seeds when it is sent, so an aggregate of the same experiment
+        still waiting in the queue is dropped: the new one, last in line, counts them all.
+        """
+        what = f"aggregate of {experiment}"
+        with self._cond:
+            for item in [item for item in self._pending if item[0] == what]:
+                self._pending.remove(item)
+        self._enqueue(what, lambda: self._aggregate(experiment))
 
     def _aggregate(self, experiment: str) -> None:
         from mlflow.entities import Metric

@@ -62,7 +62,8 @@ class MlflowServer:
         ]
         if app:
             cmd += ["--app-name", app]
-        env = {**os.environ, **(extra_env or {})}
+        # lessdata runs no MLflow jobs: their runner would only load the 2 cores.
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(extra_env or {})}
         self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
         wait_http(f"{self.uri}/health")

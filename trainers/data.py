@@ -8,6 +8,7 @@ File formats and their checks live in ``trainers.mnist``, ``trainers.cifar`` and
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -168,17 +169,34 @@ DIGITS_TRAIN = 1_437
 DIGITS_SIZE = 28
 
 
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """(images [N, 8, 8], labels [N]) from the CSV scikit-learn ships.
+
+    Read directly, as ``sklearn.datasets.load_digits`` reads it: importing scikit-learn
+    (and scipy with it) costs a fresh trial worker most of a second; reading the file, a
+    few milliseconds.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    origin = Path(spec.origin) if spec and spec.origin else None
+    csv = origin.parent / "datasets" / "data" / "digits.csv.gz" if origin else None
+    if csv is None or not csv.is_file():  # another layout: let scikit-learn find it
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        return digits.images, digits.target
+    table = np.loadtxt(csv, delimiter=",")
+    return table[:, :-1].reshape(-1, 8, 8), table[:, -1]
+
+
 def _load_digits() -> tuple[Split, Split]:
     """scikit-learn's 1,797 8x8 digits, scaled to 0..255, upsampled to 28x28, fixed split."""
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    pixels = torch.from_numpy(digits.images.astype(np.float32)) * (255.0 / 16.0)  # [N, 8, 8]
+    raw, target = _digits_arrays()
+    pixels = torch.from_numpy(raw.astype(np.float32)) * (255.0 / 16.0)  # [N, 8, 8]
     images = F.interpolate(
         pixels.unsqueeze(1), size=(DIGITS_SIZE, DIGITS_SIZE), mode="bilinear", align_corners=False
     )  # [N, 1, 28, 28]
     images = images.round_().clamp_(0, 255).to(torch.uint8)
-    labels = torch.from_numpy(digits.target.astype(np.int64))
+    labels = torch.from_numpy(target.astype(np.int64))
     # The split is part of the dataset, not of a run: a fixed seed, independent of the run seed.
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
     train, test = order[:DIGITS_TRAIN], order[DIGITS_TRAIN:]

@@ -7,6 +7,7 @@ import shutil
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -230,3 +231,15 @@ def test_empty_dir_is_missing(tmp_path: Path, name: str) -> None:
         check_dataset(name, tmp_path)
     with pytest.raises(DataError, match="missing"):
         load_dataset(name, tmp_path)
+
+
+def test_digits_read_from_the_csv_equal_scikit_learns() -> None:
+    from sklearn.datasets import load_digits
+
+    from trainers.data import _digits_arrays
+
+    images, labels = _digits_arrays()
+    digits = load_digits()
+    assert images.shape == (1_797, 8, 8)
+    assert np.array_equal(images, digits.images)
+    assert np.array_equal(labels, digits.target)
