@@ -5,19 +5,22 @@ Two workloads, each 20 trials (Benchmark and E1-E9 x 2 seeds; digits, width 0.12
 
 - *tiny*: 300 training images, about 0.6 s of work per trial: the worst case for a
   per-trial cost;
-- *small*: all 1,437 training images, about 2 s per trial.
+- *small*: all 1,437 training images, about 2 s per trial;
+- *medium*: the same at width 0.25, about 5 s per trial.
 
 A, the ideal: what a researcher does without lessdata on the same 2 slots: 2 fresh
 Python processes side by side, each running its half of the trials one after the
 other with ``trainers.run.run_training``. Wall time from their start to the end of the
 last, so A pays what any fresh process pays (importing torch, the first passes).
 
-B: the same grid through ``orchestrator.submit.submit``: every trial a Ray Tune trial on
-a local Ray cluster of 2 CPUs, one CPU per trial; every epoch reported, checkpointed and
-logged to MLflow (SQLite store), runs and their parents made, the final report with
-the codecarbon CSV. The cluster and the MLflow store exist before B starts, as they do
-for a service (their start-up is timed and printed, not counted); each repetition
-submits a new grid name.
+B: the same grid as a user submits it: ``lessdata submit GRID --address ...
+--tracking-uri ...`` (a fresh process: the CLI's start, imports and connection count)
+against a running Ray cluster of 2 CPUs (``ray start --head``) and a running ``mlflow
+server`` on 127.0.0.1, one CPU per trial; every trial a Ray Tune trial, every epoch
+reported, checkpointed and logged to MLflow, runs and their parents made, the codecarbon
+CSV logged. The cluster and the server exist before B starts, as they do for a service
+(their start-up is timed and printed, not counted); each repetition submits a new grid
+name.
 
 The ratio is B / A, median over interleaved repetitions (A, B, A, B, ...).
 
@@ -26,23 +29,23 @@ The ratio is B / A, median over interleaved repetitions (A, B, A, B, ...).
 
 from __future__ import annotations
 
-import logging
+import json
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from harness import Goal, Options, Row, interleave, main, median, median_ratio, timed
+from harness import Goal, Options, Row, interleave, main, median, median_ratio
 from orchestrator.grid import load_grid
-from orchestrator.submit import SubmitOptions, connect_ray, submit
-from orchestrator.tracking import Tracker
 from trainers.run import run_training
+from workloads import mlflow_server, ray_head
 
 GOAL = Goal("<=", 1.15)
 SLOTS = 2
@@ -51,10 +54,13 @@ EXPERIMENTS_QUICK = ["Benchmark"]
 WORKLOADS: dict[str, dict[str, Any]] = {  # name -> the grid's training section
     "tiny": {"train_subset": 300, "threads": 1},
     "small": {"threads": 1},
+    "medium": {"threads": 1},
 }
+WIDTHS = {"tiny": 0.125, "small": 0.125, "medium": 0.25}
 
 
-def grid_yaml(name: str, experiments: list[str], training: dict[str, Any]) -> dict[str, Any]:
+def grid_yaml(name: str, experiments: list[str], training: dict[str, Any],
+              width: float = 0.125) -> dict[str, Any]:
     """The benchmark grid: len(experiments) x 2 seeds trials on digits."""
     return {
         "name": name,
@@ -62,7 +68,7 @@ def grid_yaml(name: str, experiments: list[str], training: dict[str, Any]) -> di
         "epochs": 2,
         "seeds": 2,
         "experiments": experiments,
-        "model": {"width": 0.125},
+        "model": {"width": width},
         "training": training,
         "resources": {"cpu": 1, "gpu": 0},
         "checkpoint_every": 1,
@@ -91,52 +97,36 @@ def by_hand_s(grid_path: Path) -> float:
     return wall_s
 
 
-@dataclass
-class Breakdown:
-    """Where B's time went, one entry per repetition."""
-
-    before_tune_s: list[float] = field(default_factory=list)
-    """From ``submit``'s call to Tune's start: plan, checks, MLflow runs and params."""
-
-
-def submitted_s(grid_path: Path, uri: str, storage: Path, breakdown: Breakdown) -> float:
-    """B: the grid through the real ``submit`` on the running cluster (seconds)."""
-    import orchestrator.submit as submit_module
-
-    options = SubmitOptions(grid=str(grid_path), tracking_uri=uri, address=None,
-                            storage=storage, quiet=True)
-    run_tune = submit_module._run_tune
+def submitted_s(grid_path: Path, setting: Setting) -> float:
+    """B: ``lessdata submit`` in a fresh process against the running services (seconds)."""
+    cmd = [str(Path(sys.executable).parent / "lessdata"), "submit", str(grid_path),
+           "--address", setting.address, "--tracking-uri", setting.uri,
+           "--storage", str(setting.root / "store"), "--json"]
     start = time.perf_counter()
-
-    def timed_run_tune(*args: Any, **kwargs: Any) -> None:
-        breakdown.before_tune_s.append(time.perf_counter() - start)
-        run_tune(*args, **kwargs)
-
-    submit_module._run_tune = timed_run_tune
-    try:
-        result = submit(options)
-    finally:
-        submit_module._run_tune = run_tune
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     wall_s = time.perf_counter() - start
-    if result.failed or len(result.finished) != result.trials:
-        raise RuntimeError(f"submit did not finish every trial: {result.as_dict()}")
+    if out.returncode != 0:
+        raise RuntimeError(f"lessdata submit failed ({out.returncode}): {out.stderr[-2000:]}")
+    result = json.loads(out.stdout)
+    if result["failed"] or len(result["finished"]) != result["trials"]:
+        raise RuntimeError(f"submit did not finish every trial: {result}")
     return wall_s
 
 
 @dataclass
 class Setting:
-    """What every workload of one run shares: the cluster, the store, fresh grid names."""
+    """What every workload of one run shares: the services, fresh grid names."""
 
     root: Path
+    address: str
     uri: str
-    ray_s: float
-    store_s: float
+    services_s: float
     names: Iterator[int] = field(default_factory=lambda: iter(range(1_000)))
 
     def grid(self, workload: str, experiments: list[str]) -> Path:
         path = self.root / f"grid-{workload}-{next(self.names)}.yaml"
-        path.write_text(yaml.safe_dump(
-            grid_yaml(f"bench-orch-{path.stem}", experiments, WORKLOADS[workload])))
+        path.write_text(yaml.safe_dump(grid_yaml(
+            f"bench-orch-{path.stem}", experiments, WORKLOADS[workload], WIDTHS[workload])))
         return path
 
 
@@ -144,46 +134,34 @@ def workload_row(setting: Setting, workload: str, experiments: list[str], reps: 
     """A and B interleaved ``reps`` times on one workload."""
     grid_path = setting.grid(workload, experiments)
     trials = len(load_grid(grid_path).trials())
-    breakdown = Breakdown()
-
-    def through_lessdata() -> float:
-        return submitted_s(setting.grid(workload, experiments), setting.uri,
-                           setting.root / "store", breakdown)
-
-    hand_s, wall_s = interleave([lambda: by_hand_s(grid_path), through_lessdata], reps)
+    hand_s, wall_s = interleave(
+        [lambda: by_hand_s(grid_path),
+         lambda: submitted_s(setting.grid(workload, experiments), setting)], reps)
     return Row.judged(f"orchestration {workload} trials / by hand",
                       median_ratio(wall_s, hand_s), GOAL,
-                      _explain(trials, wall_s, hand_s, breakdown, setting))
+                      _explain(trials, wall_s, hand_s, setting))
 
 
 def measure(options: Options) -> list[Row]:
-    import ray
-
-    logging.getLogger("ray").setLevel(logging.ERROR)
     plan = [("tiny", EXPERIMENTS_QUICK, 1)] if options.quick else [
-        ("tiny", EXPERIMENTS_FULL, 3), ("small", EXPERIMENTS_FULL, 2)]
-    with tempfile.TemporaryDirectory(prefix="lessdata-bench-orch-") as tmp:
-        root = Path(tmp)
-        uri = f"sqlite:///{root}/mlflow.db"
-        store_s = timed(lambda: Tracker(uri, "bench-orch-store"))
-        ray_s = timed(lambda: connect_ray(None, num_cpus=SLOTS))
-        setting = Setting(root, uri, ray_s, store_s)
-        try:
-            return [workload_row(setting, *step) for step in plan]
-        finally:
-            ray.shutdown()
+        ("tiny", EXPERIMENTS_FULL, 3), ("small", EXPERIMENTS_FULL, 2),
+        ("medium", EXPERIMENTS_FULL, 2)]
+    with tempfile.TemporaryDirectory(prefix="lessdata-bench-orch-") as tmp, ExitStack() as stack:
+        start = time.perf_counter()
+        address = stack.enter_context(ray_head(SLOTS))
+        uri = stack.enter_context(mlflow_server())
+        setting = Setting(Path(tmp), address, uri, time.perf_counter() - start)
+        return [workload_row(setting, *step) for step in plan]
 
 
-def _explain(trials: int, wall_s: list[float], hand_s: list[float], breakdown: Breakdown,
-             setting: Setting) -> str:
-    overhead = [(w - h) * SLOTS / trials for w, h in zip(wall_s, hand_s, strict=True)]
+def _explain(trials: int, wall_s: list[float], hand_s: list[float], setting: Setting) -> str:
+    per_trial = [(w - h) * SLOTS / trials for w, h in zip(wall_s, hand_s, strict=True)]
     return (
         f"{trials} trials, {SLOTS} slots, {len(wall_s)} interleaved pairs; median wall "
-        f"through lessdata {median(wall_s):.1f} s vs by hand {median(hand_s):.1f} s; "
-        f"overhead {median(overhead):.2f} slot-s per trial, of which before Tune starts "
-        f"(plan, checks, MLflow runs and params) {median(breakdown.before_tune_s):.2f} s "
-        f"in all; not counted: starting the Ray cluster {setting.ray_s:.1f} s and a new "
-        f"MLflow store {setting.store_s:.1f} s"
+        f"through `lessdata submit` {median(wall_s):.1f} s vs by hand {median(hand_s):.1f} s: "
+        f"{median(wall_s) - median(hand_s):.1f} s more in all, "
+        f"{median(per_trial):.2f} slot-s per trial; not counted: starting the Ray head "
+        f"and the MLflow server, {setting.services_s:.1f} s"
     )
 
 

@@ -151,3 +151,28 @@ def mlflow_server() -> Iterator[str]:
             yield uri
         finally:
             _stop(proc)
+
+
+@contextmanager
+def ray_head(num_cpus: int) -> Iterator[str]:
+    """A one-node Ray cluster (`ray start --head --block`, its own process group) with
+    ``num_cpus`` CPUs and no GPU, always stopped; yields its address once it answers."""
+    port = _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}
+    cmd = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+           f"--port={port}", f"--num-cpus={num_cpus}", "--num-gpus=0",
+           "--include-dashboard=false", "--disable-usage-stats"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    address = f"127.0.0.1:{port}"
+    probe = "import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR')"
+    try:
+        deadline = time.monotonic() + 90
+        while subprocess.run([sys.executable, "-c", probe, address], env=env,
+                             capture_output=True, timeout=60).returncode != 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ray head at {address} did not start")
+            time.sleep(1)
+        yield address
+    finally:
+        _stop(proc)

@@ -234,7 +234,7 @@ def _run_tune(p: Plan, todo: list[TrialSpec], tracker: Tracker, result: SubmitRe
     from ray.tune.logger import JsonLoggerCallback
 
     from orchestrator.callbacks import MlflowCallback, ProgressCallback
-    from orchestrator.trainable import train_trial
+    from orchestrator.entry import train_trial
 
     callbacks: list[Any] = [MlflowCallback(tracker)]
     if os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] == "1":

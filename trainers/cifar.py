@@ -13,13 +13,15 @@ import codecs
 import logging
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from trainers.datafiles import missing_error
 from trainers.errors import DataError
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: the driver only checks files
+    import torch
 
 __all__ = [
     "MD5",
@@ -45,7 +47,7 @@ NUM_CLASSES = 10
 ROW_BYTES = 3 * 32 * 32
 _WHAT = "CIFAR-10 (python version)"
 
-Arrays = tuple[torch.Tensor, torch.Tensor]
+Arrays = tuple["torch.Tensor", "torch.Tensor"]
 
 
 def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
@@ -103,6 +105,8 @@ def _field(batch: dict[Any, Any], key: str) -> Any:
 
 
 def read_batch(path: Path) -> Arrays:
+    import torch
+
     """One batch file -> (images [n, 3, 32, 32] uint8, labels [n] int64), validated."""
     batch = read_pickle(path)
     if not isinstance(batch, dict):
@@ -174,6 +178,8 @@ def download_cifar10(data_dir: Path) -> None:
 
 
 def _load_split(data_dir: Path, names: tuple[str, ...]) -> Arrays:
+    import torch
+
     parts = [read_batch(batches_dir(data_dir) / name) for name in names]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 

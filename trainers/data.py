@@ -13,13 +13,15 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from trainers import cifar, mnist, smallnorb
 from trainers.errors import ConfigError
+
+if TYPE_CHECKING:  # imported where tensors are made: the driver only checks files
+    import torch
 
 __all__ = [
     "DatasetInfo",
@@ -30,7 +32,7 @@ __all__ = [
     "load_dataset",
 ]
 
-Arrays = tuple[torch.Tensor, torch.Tensor]
+Arrays = tuple["torch.Tensor", "torch.Tensor"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class Split:
     labels: torch.Tensor
 
     def __post_init__(self) -> None:
+        import torch
+
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
             raise ValueError(
                 f"images must be uint8 [N, C, H, W], got {self.images.dtype} "
@@ -190,6 +194,9 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 def _load_digits() -> tuple[Split, Split]:
     """scikit-learn's 1,797 8x8 digits, scaled to 0..255, upsampled to 28x28, fixed split."""
+    import torch
+    import torch.nn.functional as F
+
     raw, target = _digits_arrays()
     pixels = torch.from_numpy(raw.astype(np.float32)) * (255.0 / 16.0)  # [N, 8, 8]
     images = F.interpolate(

@@ -13,12 +13,15 @@ import math
 import struct
 from io import BufferedIOBase
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from trainers.datafiles import check_size, find_file, open_data, read_body, read_header
 from trainers.errors import DataError
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: the driver only checks files
+    import torch
 
 __all__ = [
     "IMAGES_MAGIC",
@@ -44,7 +47,7 @@ FILES = {
 }
 _WHAT = "MNIST (IDX)"
 
-Arrays = tuple[torch.Tensor, torch.Tensor]
+Arrays = tuple["torch.Tensor", "torch.Tensor"]
 
 
 def raw_dir(data_dir: Path) -> Path:
@@ -132,6 +135,8 @@ def download_mnist(data_dir: Path) -> None:
 
 
 def _load_split(data_dir: Path, split: str) -> Arrays:
+    import torch
+
     images_path, labels_path = _check_split(data_dir, split)
     images = read_idx(images_path, IMAGES_MAGIC)  # [N, 28, 28]
     labels = read_idx(labels_path, LABELS_MAGIC)  # [N]

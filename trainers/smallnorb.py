@@ -16,13 +16,15 @@ import struct
 from dataclasses import dataclass
 from io import BufferedIOBase
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from trainers.datafiles import check_size, find_file, open_data, read_body, read_header
 from trainers.errors import DataError
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: the driver only checks files
+    import torch
 
 __all__ = [
     "INT32_MAGIC",
@@ -67,7 +69,7 @@ IMAGE_SIZE = 96
 STORED_SIZE = 48  # Byerly: resized to 48x48 at load time, then 32x32 crops in training
 _WHAT = "smallNORB (NYU norb-v1.0-small)"
 
-Arrays = tuple[torch.Tensor, torch.Tensor]
+Arrays = tuple["torch.Tensor", "torch.Tensor"]
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,9 @@ def download_smallnorb(data_dir: Path) -> None:
 
 
 def preprocess(pairs: np.ndarray, size: int = STORED_SIZE, chunk: int = 2048) -> torch.Tensor:
+    import torch
+    import torch.nn.functional as F
+
     """Byerly's smallNORB preprocessing: first image of each pair, inverted, area-resized.
 
     ``pairs`` [N, 2, H, W] uint8 -> [N, 1, size, size] uint8. Done in chunks to bound memory.
