@@ -250,7 +250,9 @@ class Tracker:
             )
             if train_size is not None:
                 params["train_size"] = str(train_size)
-            self._mlflow_params(run_id, params)
+            # Runs are made now (their ids are the trials' identity); params can follow.
+            self._enqueue(f"params of {spec.key}",
+                          functools.partial(self._mlflow_params, run_id, params))
             self.runs[spec.key] = run_id
             self.last_step[run_id] = 0
 

@@ -226,6 +226,8 @@ def preprocess(pairs: np.ndarray, size: int = STORED_SIZE, chunk: int = 2048) ->
 
 
 def _load_split(data_dir: Path, split: str) -> Arrays:
+    import torch
+
     paths = _check_split(data_dir, split)
     cat = read_norb(paths["cat"])
     bad = (cat < 0) | (cat >= NUM_CLASSES)

@@ -17,6 +17,10 @@ def test_writes_are_queued_in_order_and_parent_aggregates_coalesce(mlflow_server
              if s.experiment == "Benchmark"]
     assert len(specs) == 2
     tracker.ensure_runs(specs, train_size=100)
+    assert tracker.flush(timeout_s=60)  # the runs' params (queued by ensure_runs)
+    for spec in specs:
+        params = MlflowClient(mlflow_server.uri).get_run(tracker.runs[spec.key]).data.params
+        assert params["train_size"] == "100" and params["epochs"] == str(spec.config.epochs)
     gate = threading.Event()
     tracker._enqueue("held", gate.wait)  # the writer is busy until the gate opens
 
