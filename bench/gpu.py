@@ -2,7 +2,9 @@
 
 Run on one GPU: ``bash bench/gpu.sh`` (about 5 minutes on an H100). On CPU, ``--smoke``
 runs every row at tiny sizes (CI checks that the script works; its figures mean nothing).
-Prints a table and writes it to ``--out`` (Markdown).
+Also the final test top-1 of the same digits run in fp32, tf32, bf16 and bf16 + compile:
+the check a precision must pass before it could become a default. Prints a table and
+writes it to ``--out`` (Markdown).
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from trainers.config import ModelConfig, TrainConfig
-from trainers.data import DatasetInfo, Split, dataset_info
+from trainers.config import EmissionsConfig, ModelConfig, Precision, TrainConfig
+from trainers.data import DatasetInfo, Split, dataset_info, load_dataset
 from trainers.train import Trainer
 
 
@@ -29,10 +31,13 @@ class Sizes:
     width: float
     steps: int
     packed: tuple[int, ...]
+    accuracy_epochs: int
 
 
-FULL = Sizes(n_train=60_000, n_test=10_000, width=1.0, steps=200, packed=(1, 2, 4))
-SMOKE = Sizes(n_train=480, n_test=120, width=0.125, steps=4, packed=(1, 2))
+FULL = Sizes(n_train=60_000, n_test=10_000, width=1.0, steps=200, packed=(1, 2, 4),
+             accuracy_epochs=8)
+SMOKE = Sizes(n_train=480, n_test=120, width=0.125, steps=4, packed=(1, 2),
+              accuracy_epochs=1)
 
 
 def synthetic_mnist(n: int, seed: int) -> Split:
@@ -42,12 +47,12 @@ def synthetic_mnist(n: int, seed: int) -> Split:
     return Split(images, torch.randint(0, 10, (n,), generator=gen))
 
 
-def trainer_for(sizes: Sizes, precision: str, compile_: bool, device: str, epochs: int,
+def trainer_for(sizes: Sizes, precision: Precision, compile_: bool, device: str, epochs: int,
                 train_subset: int | None = None, test_subset: int | None = None) -> Trainer:
     config = TrainConfig(
         dataset="mnist", epochs=epochs, batch_size=120, device=device, precision=precision,
         compile=compile_, channels_last=device.startswith("cuda"),
-        model=ModelConfig(width=sizes.width), emissions={"enabled": False},
+        model=ModelConfig(width=sizes.width), emissions=EmissionsConfig(enabled=False),
         train_subset=train_subset, test_subset=test_subset,
     )
     info: DatasetInfo = dataset_info("mnist")
@@ -60,7 +65,7 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def images_per_s(sizes: Sizes, precision: str, compile_: bool, device: str) -> float:
+def images_per_s(sizes: Sizes, precision: Precision, compile_: bool, device: str) -> float:
     """Training images/s of the trainer's own epoch loop, after a warm-up epoch."""
     n = min(sizes.n_train, sizes.steps * 120)  # time `steps` batches of the split
     trainer = trainer_for(sizes, precision, compile_, device, epochs=2, train_subset=n,
@@ -73,7 +78,19 @@ def images_per_s(sizes: Sizes, precision: str, compile_: bool, device: str) -> f
     return n / (time.perf_counter() - start)
 
 
-def full_epoch_s(sizes: Sizes, device: str, precision: str) -> float:
+def digits_top1(sizes: Sizes, precision: Precision, compile_: bool, device: str) -> float:
+    """Final test top-1 after ``accuracy_epochs`` on the embedded digits (real images, no
+    download), seed 0: the same run in every precision, so the gap is the precision's."""
+    config = TrainConfig(
+        dataset="digits", epochs=sizes.accuracy_epochs, batch_size=32, device=device,
+        precision=precision, compile=compile_, channels_last=device.startswith("cuda"),
+        model=ModelConfig(width=sizes.width), emissions=EmissionsConfig(enabled=False), seed=0,
+    )
+    train, test = load_dataset("digits", None)
+    return Trainer(config, train, test, dataset_info("digits")).fit().final_top1
+
+
+def full_epoch_s(sizes: Sizes, device: str, precision: Precision) -> float:
     """Wall time of one whole epoch (all training images + test evaluation), after warm-up."""
     trainer = trainer_for(sizes, precision, False, device, epochs=2)
     trainer.run_epoch()
@@ -84,7 +101,7 @@ def full_epoch_s(sizes: Sizes, device: str, precision: str) -> float:
     return time.perf_counter() - start
 
 
-def packed_throughput(sizes: Sizes, count: int, device: str, precision: str) -> float:
+def packed_throughput(sizes: Sizes, count: int, device: str, precision: Precision) -> float:
     """Aggregate images/s of ``count`` trainer processes sharing one device."""
     cmd = [sys.executable, __file__, "--worker", "--device", device, "--precision", precision]
     if sizes is SMOKE:
@@ -99,7 +116,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, any device")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "tf32", "bf16"])
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=Path("runs/gpu-bench.md"))
     args = parser.parse_args()
@@ -115,8 +132,9 @@ def main() -> int:
     rows: list[tuple[str, str]] = []
     base = images_per_s(sizes, "fp32", False, args.device)
     rows.append(("images/s fp32", f"{base:,.0f}"))
-    for precision, compile_ in (("tf32", False), ("bf16", False), ("bf16", True),
-                                ("fp32", True)):
+    variants: tuple[tuple[Precision, bool], ...] = (
+        ("tf32", False), ("bf16", False), ("bf16", True), ("fp32", True))
+    for precision, compile_ in variants:
         if compile_ and args.smoke:
             # torch.compile takes minutes on a CPU; the smoke run checks the other rows.
             rows.append((f"images/s {precision} + compile", "skipped in --smoke"))
@@ -124,6 +142,16 @@ def main() -> int:
         rate = images_per_s(sizes, precision, compile_, args.device)
         label = f"images/s {precision}{' + compile' if compile_ else ''}"
         rows.append((label, f"{rate:,.0f} ({rate / base:.2f}x fp32)"))
+    reference = digits_top1(sizes, "fp32", False, args.device)
+    rows.append((f"digits top-1 after {sizes.accuracy_epochs} epoch(s), fp32",
+                  f"{reference:.2%}"))
+    for precision, compile_ in variants[:3]:
+        if compile_ and args.smoke:
+            rows.append((f"digits top-1, {precision} + compile", "skipped in --smoke"))
+            continue
+        top1 = digits_top1(sizes, precision, compile_, args.device)
+        rows.append((f"digits top-1, {precision}{' + compile' if compile_ else ''}",
+                     f"{top1:.2%} ({(top1 - reference) * 100:+.2f} pp vs fp32)"))
     epoch = full_epoch_s(sizes, args.device, "fp32")
     rows.append((f"one MNIST epoch, fp32 ({sizes.n_train:,} images, batch 120) s",
                  f"{epoch:.2f} (goal <= 2 s on an H100)"))

@@ -24,7 +24,8 @@ def test_gpu_bench_smoke_writes_every_row(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-2000:]
     text = out_file.read_text()
     for row in ("images/s fp32", "images/s tf32", "images/s bf16", "one MNIST epoch",
-                "1 packed trial(s)", "2 packed trial(s)"):
+                "digits top-1 after 1 epoch(s), fp32", "digits top-1, tf32",
+                "digits top-1, bf16 |", "1 packed trial(s)", "2 packed trial(s)"):
         line = next(line for line in text.splitlines() if row in line)
         figure = line.split("|")[2].strip()
         assert figure[0].isdigit() or figure.startswith("skipped"), line

@@ -64,6 +64,9 @@ class EmissionsConfig(_Config):
     """Share of the measured device attributed to this trial (its fractional GPU or CPU share)."""
 
 
+Precision = Literal["fp32", "tf32", "bf16"]
+
+
 class TrainConfig(_Config):
     """Everything one training run needs; stored in every checkpoint and MLflow run."""
 
@@ -92,7 +95,7 @@ class TrainConfig(_Config):
     emissions: EmissionsConfig = Field(default_factory=EmissionsConfig)
     device: str = "auto"
     """'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1' ..."""
-    precision: Literal["fp32", "tf32", "bf16"] = "fp32"
+    precision: Precision = "fp32"
     compile: bool = False
     channels_last: bool = False
     threads: Annotated[int, Field(ge=1)] | None = None
