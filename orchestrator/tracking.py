@@ -216,7 +216,11 @@ class Tracker:
                 return runs
 
     def ensure_runs(self, trials: Iterable[Any], train_size: int | None = None) -> None:
-        """Find or create the parent run of every experiment and the run of every trial."""
+        """Find or create the parent run of every experiment and the run of every trial.
+
+        Runs are made now, before any trial starts (their ids are the trials' identity);
+        their params follow through the write queue.
+        """
         trials = list(trials)
         found = {r.data.tags[f"{T}trial_key"]: r for r in self.search("trial")}
         parents = {r.data.tags[f"{T}experiment"]: r.info.run_id for r in self.search("experiment")}
@@ -233,28 +237,27 @@ class Tracker:
                 self.runs[spec.key] = run.info.run_id
                 history = self.client.get_metric_history(run.info.run_id, "evaluations")
                 self.last_step[run.info.run_id] = max((m.step for m in history), default=0)
-                continue
-            tags = {
-                **self._tags(spec, kind="trial"),
-                "mlflow.parentRunId": parents[spec.experiment],
-                f"{T}state": "pending",
-            }
-            run_id = self.client.create_run(
-                self.experiment_id, run_name=f"{spec.experiment}-seed{spec.seed}", tags=tags
-            ).info.run_id
+        common = {"lessdata_version": package_version(), "git_sha": git_sha()}
+        if train_size is not None:
+            common["train_size"] = str(train_size)
+        for spec in (spec for spec in trials if spec.key not in found):
+            run_id = self._create_trial_run(spec)
             params = flatten(spec.config.model_dump(mode="json"))
-            params.update(
-                lessdata_version=package_version(),
-                git_sha=git_sha(),
-                checkpoint_every=str(spec.checkpoint_every),
-            )
-            if train_size is not None:
-                params["train_size"] = str(train_size)
-            # Runs are made now (their ids are the trials' identity); params can follow.
+            params.update(common, checkpoint_every=str(spec.checkpoint_every))
             self._enqueue(f"params of {spec.key}",
                           functools.partial(self._mlflow_params, run_id, params))
             self.runs[spec.key] = run_id
             self.last_step[run_id] = 0
+
+    def _create_trial_run(self, spec: Any) -> str:
+        tags = {
+            **self._tags(spec, kind="trial"),
+            "mlflow.parentRunId": self.parents[spec.experiment],
+            f"{T}state": "pending",
+        }
+        return str(self.client.create_run(
+            self.experiment_id, run_name=f"{spec.experiment}-seed{spec.seed}", tags=tags
+        ).info.run_id)
 
     def _tags(self, spec: Any, kind: str) -> dict[str, str]:
         cfg = spec.config
