@@ -105,9 +105,9 @@ def _field(batch: dict[Any, Any], key: str) -> Any:
 
 
 def read_batch(path: Path) -> Arrays:
+    """One batch file -> (images [n, 3, 32, 32] uint8, labels [n] int64), validated."""
     import torch
 
-    """One batch file -> (images [n, 3, 32, 32] uint8, labels [n] int64), validated."""
     batch = read_pickle(path)
     if not isinstance(batch, dict):
         raise DataError(f"{path}: expected a pickled dict, found {type(batch).__name__}")

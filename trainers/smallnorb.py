@@ -209,13 +209,13 @@ def download_smallnorb(data_dir: Path) -> None:
 
 
 def preprocess(pairs: np.ndarray, size: int = STORED_SIZE, chunk: int = 2048) -> torch.Tensor:
-    import torch
-    import torch.nn.functional as F
-
     """Byerly's smallNORB preprocessing: first image of each pair, inverted, area-resized.
 
     ``pairs`` [N, 2, H, W] uint8 -> [N, 1, size, size] uint8. Done in chunks to bound memory.
     """
+    import torch
+    import torch.nn.functional as F
+
     first = torch.from_numpy(pairs[:, :1])  # [N, 1, H, W], a view
     out = torch.empty((len(first), 1, size, size), dtype=torch.uint8)
     for start in range(0, len(first), chunk):
