@@ -51,17 +51,19 @@ GOAL = Goal("<=", 1.15)
 SLOTS = 2
 EXPERIMENTS_FULL = ["Benchmark", "E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8", "E9"]
 EXPERIMENTS_QUICK = ["Benchmark"]
-WORKLOADS: dict[str, dict[str, Any]] = {  # name -> the grid's training section
-    "tiny": {"train_subset": 300, "threads": 1},
-    "small": {"threads": 1},
-    "medium": {"threads": 1},
+WORKLOADS: dict[str, tuple[int | None, float]] = {  # name -> (train_subset, model width)
+    "tiny": (300, 0.125),
+    "small": (None, 0.125),
+    "medium": (None, 0.25),
 }
-WIDTHS = {"tiny": 0.125, "small": 0.125, "medium": 0.25}
 
 
-def grid_yaml(name: str, experiments: list[str], training: dict[str, Any],
-              width: float = 0.125) -> dict[str, Any]:
-    """The benchmark grid: len(experiments) x 2 seeds trials on digits."""
+def grid_yaml(name: str, experiments: list[str], workload: str) -> dict[str, Any]:
+    """The benchmark grid: len(experiments) x 2 seeds trials on digits, one thread each."""
+    train_subset, width = WORKLOADS[workload]
+    training: dict[str, Any] = {"threads": 1}
+    if train_subset is not None:
+        training["train_subset"] = train_subset
     return {
         "name": name,
         "dataset": "digits",
@@ -125,8 +127,7 @@ class Setting:
 
     def grid(self, workload: str, experiments: list[str]) -> Path:
         path = self.root / f"grid-{workload}-{next(self.names)}.yaml"
-        path.write_text(yaml.safe_dump(grid_yaml(
-            f"bench-orch-{path.stem}", experiments, WORKLOADS[workload], WIDTHS[workload])))
+        path.write_text(yaml.safe_dump(grid_yaml(f"bench-orch-{path.stem}", experiments, workload)))
         return path
 
 

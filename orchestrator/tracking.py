@@ -240,7 +240,9 @@ class Tracker:
         common = {"lessdata_version": package_version(), "git_sha": git_sha()}
         if train_size is not None:
             common["train_size"] = str(train_size)
-        for spec in (spec for spec in trials if spec.key not in found):
+        for spec in trials:
+            if spec.key in found:
+                continue
             run_id = self._create_trial_run(spec)
             params = flatten(spec.config.model_dump(mode="json"))
             params.update(common, checkpoint_every=str(spec.checkpoint_every))
