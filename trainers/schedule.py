@@ -124,7 +124,7 @@ class DataStep(_Base):
 
 
 class DataIncrement(_Base):
-    """Fraction rising linearly from ``s`` to 1 over the run."""
+    """Fraction rising from ``s`` by equal steps per epoch; all the data only after the run."""
 
     method: Literal["data_increment"] = "data_increment"
     s: Fraction
