@@ -98,7 +98,7 @@ def _cmd_schedules(args: argparse.Namespace) -> int:
     print(SELECTION_NOTE)
     if any(row["same_as"] for row in rows):
         print(f"same schedule: the same per-epoch counts at E = {args.epochs}, "
-              f"N = {args.train_size}; a grid trains them once")
+              f"N = {args.train_size}, so the same training for a given seed and recipe")
     if args.epochs > FRACTIONS_CAP:
         print(f"--json lists the per-epoch fractions of the first {FRACTIONS_CAP:,} "
               f"of {args.epochs:,} epochs (fractions_listed); totals cover every epoch")
