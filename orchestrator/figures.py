@@ -3,8 +3,8 @@
 - ``accuracy_vs_evaluations`` / ``accuracy_vs_energy``: mean top-1 per experiment with its
   95% CI (clipped to [0, 100]) as error bars, the Benchmark's mean and CI as a band, the
   Pareto front (cheaper and at least as accurate), one label per point placed where it
-  overprints no other label, point or legend. Points of equal cost are spread apart
-  sideways so that each bar shows (the axis label says so).
+  overprints no other label, point or legend (``orchestrator.labels``). Points of equal
+  cost are spread apart sideways so that each bar shows (the axis label says so).
 - ``accuracy_per_epoch``: test top-1 per epoch, mean ± std over seeds, one panel per
   experiment with the Benchmark's in every panel, from an epoch table (``EPOCH_COLUMNS``).
 - ``schedules``: the fraction of the data each epoch trains on, one panel per experiment.
@@ -24,14 +24,14 @@ import numpy as np
 import pandas as pd
 
 from orchestrator.aggregate import BENCHMARK, experiment_order, pareto_mask
+from orchestrator.labels import place_labels
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-    from matplotlib.text import Annotation
 
-__all__ = ["EPOCH_COLUMNS", "accuracy_figure", "epochs_figure", "place_labels",
-           "schedules_figure", "subtitle", "write_figures"]
+__all__ = ["EPOCH_COLUMNS", "accuracy_figure", "epochs_figure", "schedules_figure", "subtitle",
+           "write_figures"]
 
 # The per-epoch table: one row per trial x epoch; epoch counts from 1; test_top1 is the
 # test accuracy after that epoch as a fraction (0-1), as in the trial table.
@@ -40,8 +40,6 @@ FORMATS = ("png", "pdf")
 DPI = 150
 _COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown",
            "tab:pink", "tab:olive", "tab:cyan")
-_STYLES = ("-", "--", "-.", ":")
-_LABEL_PAD_PX = 2.0
 
 
 def write_figures(table: pd.DataFrame, out_dir: Path, epochs: pd.DataFrame | None = None
@@ -179,99 +177,6 @@ def _benchmark_band(ax: Axes, data: pd.DataFrame) -> None:
     low, high = float(bench["ci95_low"].iloc[0]), float(bench["ci95_high"].iloc[0])
     if math.isfinite(low) and math.isfinite(high):
         ax.axhspan(low, high, color="0.5", alpha=0.12, lw=0, zorder=0)
-
-
-# -- labels that never overprint -----------------------------------------------------------
-
-
-_RADII_PT = (3.0, 7.0, 12.0, 18.0, 26.0, 36.0, 48.0, 64.0)
-_ANGLES = (45, 135, -45, -135, 0, 180, 90, -90, 22, 158, -22, -158, 68, 112, -68, -112)
-_HARD = 1e6  # per px² over another label, a marker, the legend or outside the axes
-_SOFT = 0.05  # per px² over an error bar: readable, but worth a few points of distance
-
-
-def _candidates() -> list[tuple[float, float, str, str]]:
-    """(dx, dy) in points, nearest first, with the alignment that keeps the text that side."""
-    out = []
-    for radius in _RADII_PT:
-        for angle in _ANGLES:
-            dx, dy = radius * math.cos(math.radians(angle)), radius * math.sin(math.radians(angle))
-            ha = "left" if dx > 0.5 else "right" if dx < -0.5 else "center"
-            va = "bottom" if dy > 0.5 else "top" if dy < -0.5 else "center"
-            out.append((dx, dy, ha, va))
-    return out
-
-
-def _boxes_at(anchor: np.ndarray, size: tuple[float, float], points_px: float
-              ) -> np.ndarray:
-    """[candidates, 4] text boxes (x0, y0, x1, y1 in pixels, padded) around ``anchor``."""
-    w, h = size
-    rows = []
-    for dx, dy, ha, va in _candidates():
-        x0 = anchor[0] + dx * points_px - {"left": 0.0, "center": w / 2, "right": w}[ha]
-        y0 = anchor[1] + dy * points_px - {"bottom": 0.0, "center": h / 2, "top": h}[va]
-        rows.append((x0, y0, x0 + w, y0 + h))
-    return np.array(rows) + np.array([-1, -1, 1, 1]) * _LABEL_PAD_PX
-
-
-def _overlaps(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """[boxes] total overlap area (px²) of each box with all of ``others`` [k, 4]."""
-    if len(others) == 0:
-        return np.zeros(len(boxes))
-    w = (np.minimum(boxes[:, None, 2], others[None, :, 2])
-         - np.maximum(boxes[:, None, 0], others[None, :, 0]))
-    h = (np.minimum(boxes[:, None, 3], others[None, :, 3])
-         - np.maximum(boxes[:, None, 1], others[None, :, 1]))
-    return (np.clip(w, 0, None) * np.clip(h, 0, None)).sum(axis=1)
-
-
-def place_labels(ax: Axes, names: Sequence[str], x: np.ndarray, y: np.ndarray,
-                 yerr: np.ndarray) -> list[Annotation]:
-    """One label per point, at the nearest offset where it overprints nothing.
-
-    Never over another label, a marker or the legend, nor outside the axes, where any
-    offset allows; over an error bar only where that saves real distance. Labels placed
-    away from their point get a thin leader line. Call on a laid-out figure
-    (``_freeze_layout``): the search measures in pixels.
-    """
-    fig = ax.figure
-    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
-    points_px = fig.dpi / 72.0
-    to_px = ax.transData.transform
-    frame = np.asarray(ax.get_window_extent(renderer).extents)
-    anchors = to_px(np.column_stack([x, y]))
-    half = 5.0 * points_px  # half a marker, and a little more
-    hard = [np.column_stack([anchors - half, anchors + half])]
-    hard += [np.array([legend.get_window_extent(renderer).extents]) for legend in fig.legends]
-    bars = np.array([(*to_px((xi, yi - down)), *to_px((xi, yi + up)))
-                     for xi, yi, down, up in zip(x, y, *yerr, strict=True)]).reshape(-1, 4)
-    bars += np.array([-3, 0, 3, 0]) * points_px
-    radius = np.array([math.hypot(dx, dy) for dx, dy, _, _ in _candidates()])
-    placed: list[Annotation] = []
-    for index in np.argsort(-y, kind="stable"):  # top first: the crowded top settles early
-        label = ax.annotate(names[index], (x[index], y[index]), xytext=(0, 0),
-                            textcoords="offset points", ha="left", va="bottom", fontsize=8,
-                            zorder=4)
-        extent = label.get_window_extent(renderer)
-        boxes = _boxes_at(anchors[index], (extent.width, extent.height), points_px)
-        blocked = _overlaps(boxes, np.concatenate(hard)) + _outside(boxes, frame)
-        cost = _HARD * blocked + _SOFT * _overlaps(boxes, bars) + radius
-        dx, dy, ha, va = _candidates()[int(np.argmin(cost))]
-        label.remove()
-        leader = ({"arrowstyle": "-", "color": "0.55", "lw": 0.6, "shrinkA": 1, "shrinkB": 3}
-                  if math.hypot(dx, dy) > 10 else None)  # far from its point: a thin line
-        label = ax.annotate(names[index], (x[index], y[index]), xytext=(dx, dy),
-                            textcoords="offset points", ha=ha, va=va, fontsize=8, zorder=4,
-                            arrowprops=leader)
-        hard.append(boxes[int(np.argmin(cost))][None, :])
-        placed.append(label)
-    return placed
-
-
-def _outside(boxes: np.ndarray, frame: np.ndarray) -> np.ndarray:
-    """[boxes] area (px²) of each box outside ``frame`` (x0, y0, x1, y1)."""
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return area - _overlaps(boxes, frame[None, :])
 
 
 # -- accuracy per epoch --------------------------------------------------------------------
