@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from orchestrator.aggregate import (
+    DEFAULT_MARGIN,
     claim_note,
     experiment_table,
     hardware_warning,
@@ -242,11 +243,15 @@ def log_report(tracking_uri: str, grid: str, paths: list[Path]) -> str:
     return run_id
 
 
-def make_report(tracking_uri: str, grid: str, out_dir: Path | None
+def make_report(tracking_uri: str, grid: str, out_dir: Path | None,
+                margin: float = DEFAULT_MARGIN
                 ) -> tuple[pd.DataFrame, list[dict[str, Any]], str | None]:
-    """Both tables from MLflow; with ``out_dir``, the files written and logged to MLflow."""
+    """Both tables from MLflow; with ``out_dir``, the files written and logged to MLflow.
+
+    ``margin``: the equivalence margin in accuracy points (``experiment_table``).
+    """
     trials = trial_table(tracking_uri, grid)
-    table = experiment_table(trials)
+    table = experiment_table(trials, margin=margin)
     if out_dir is not None:
         log_report(tracking_uri, grid, write_outputs(trials, table, Path(out_dir)))
     return table, report_rows(table), hardware_warning(trials)

@@ -260,6 +260,14 @@ def test_report_logs_to_one_grid_run(store: Store, tmp_path: Path) -> None:
     assert set(trial_table(store.uri, GRID)["run_id"]) == store.finished  # grid run not a trial
 
 
+def test_report_margin_reaches_the_equivalence_test(store: Store) -> None:
+    narrow = {r["experiment"]: r for r in make_report(store.uri, GRID, None, margin=0.01)[1]}
+    wide = {r["experiment"]: r for r in make_report(store.uri, GRID, None, margin=5.0)[1]}
+    assert narrow["E1"]["margin"] == 0.01 and wide["E1"]["margin"] == 5.0
+    assert narrow["E1"]["equivalent"] is False and wide["E1"]["equivalent"] is True
+    assert narrow["E10"]["equivalent"] is None and narrow["E10"]["can_claim"] is False
+
+
 def test_hardware_warning_only_when_hardware_differs(trials: pd.DataFrame) -> None:
     assert hardware_warning(trials) is None
     mixed = trials.copy()
