@@ -110,9 +110,10 @@ def _freeze_layout(fig: Figure) -> None:
 
 def _spread_equal(x: np.ndarray) -> tuple[np.ndarray, bool]:
     """x with points of (nearly) equal value moved apart sideways; whether any moved."""
-    span = float(np.ptp(x)) if len(x) > 1 else 0.0
-    step = 0.012 * span if span > 0 else max(0.012 * abs(float(x[0])), 0.5) if len(x) else 0.0
     shifted, moved = x.astype(float).copy(), False
+    if len(x) == 0:
+        return shifted, moved
+    step = 0.012 * (float(np.ptp(x)) or abs(float(x[0])) or 1.0)  # of the span, else the size
     order = np.argsort(x, kind="stable")
     i = 0
     while i < len(order):

@@ -179,3 +179,15 @@ def test_empty_tables_still_give_figures(tmp_path: Path) -> None:
     empty = experiment_table(pd.DataFrame(columns=list(TRIAL_COLUMNS)))
     paths = write_figures(empty, tmp_path, pd.DataFrame(columns=list(EPOCH_COLUMNS)))
     assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_spreading_moves_only_equal_points_and_keeps_their_centre() -> None:
+    from orchestrator.figures import _spread_equal
+
+    x = np.array([50.0, 100.0, 50.0, 75.0, 50.0])
+    shifted, moved = _spread_equal(x)
+    assert moved and shifted[1] == 100.0 and shifted[3] == 75.0
+    assert len(set(shifted[[0, 2, 4]])) == 3 and np.mean(shifted[[0, 2, 4]]) == pytest.approx(50)
+    assert _spread_equal(np.array([1.0, 2.0]))[1] is False
+    same, moved = _spread_equal(np.array([0.002, 0.002]))  # all equal: steps of its size
+    assert moved and 0 < np.ptp(same) < 0.001
