@@ -81,7 +81,7 @@ def place_labels(ax: Axes, names: Sequence[str], x: np.ndarray, y: np.ndarray,
     to_px = ax.transData.transform
     frame = np.asarray(ax.get_window_extent(renderer).extents)
     anchors = to_px(np.column_stack([x, y]))
-    half = 5.0 * points_px  # half a marker, and a little more
+    half = 6.5 * points_px  # half the largest marker (the 11 pt Pareto square), and a bit
     hard = [np.column_stack([anchors - half, anchors + half])]
     hard += [np.array([legend.get_window_extent(renderer).extents]) for legend in fig.legends]
     bars = np.array([(*to_px((xi, yi - down)), *to_px((xi, yi + up)))

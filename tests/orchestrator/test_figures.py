@@ -12,6 +12,7 @@ import pytest
 from matplotlib.container import ErrorbarContainer
 from matplotlib.figure import Figure
 from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 
 from orchestrator.aggregate import TRIAL_COLUMNS, experiment_table
 from orchestrator.figures import (
@@ -95,8 +96,11 @@ def test_labels_never_overlap_each_other_nor_leave_the_axes(
         for j in range(i):
             assert not a.overlaps(boxes[j]), (labels[i].get_text(), labels[j].get_text())
     markers = ax.transData.transform(_errorbars(fig).lines[0].get_xydata())
-    for box, label in zip(boxes, labels, strict=True):  # no label sits on a point
-        assert not any(box.contains(px, py) for px, py in markers), label.get_text()
+    half = 5.5 * fig.dpi / 72  # the Pareto front's 11 pt squares, the largest markers
+    squares = [Bbox.from_extents(px - half, py - half, px + half, py + half)
+               for px, py in markers]
+    for box, label in zip(boxes, labels, strict=True):  # no label on any marker
+        assert not any(box.overlaps(square) for square in squares), label.get_text()
 
 
 def test_points_of_equal_evaluations_are_spread_apart(
