@@ -16,6 +16,7 @@ only (``orchestrator.aggregate``); no pyplot, so no global figure state.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -274,7 +275,8 @@ def schedules_figure(table: pd.DataFrame) -> Figure:
         ax.fill_between(range(1, epochs + 1), values, step="mid", color=color, alpha=0.2, lw=0)
         ax.plot(range(1, epochs + 1), values, drawstyle="steps-mid", color=color, lw=1.5,
                 marker="." if epochs <= 30 else None)
-        ax.set_title(f"{row['experiment']}: {schedule_summary(row['schedule'])}", fontsize=8)
+        title = f"{row['experiment']}: {schedule_summary(row['schedule'])}"
+        ax.set_title(textwrap.fill(title, 36), fontsize=8)  # a long piecewise one wraps
         ax.set_ylim(0, 105)
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
