@@ -184,11 +184,13 @@ def test_weighted_loop_with_reduction_none() -> None:
     sampler = ScheduledSampler(N, halves, epochs=EPOCHS, seed=0, selection="loss_soft",
                                anneal=1.0)
     loader = DataLoader(TensorDataset(torch.arange(N), x_all, y_all), batch_size=10,
-                        sampler=sampler)
+                        sampler=sampler, num_workers=2)
     weighted = 0
     for epoch in range(EPOCHS):
         sampler.set_epoch(epoch)
-        for idx, x, y in loader:
+        for step, (idx, x, y) in enumerate(loader):
+            # The docs' way to know a batch's indices: slice the epoch's order.
+            assert torch.equal(sampler.indices[step * 10:(step + 1) * 10], idx)
             losses = F.cross_entropy(model(x), y, reduction="none")  # [B]
             w = sampler.weights(idx)
             weighted += int((w != 1).sum())
