@@ -61,7 +61,8 @@ class ScheduledSampler(Sampler[int]):
 
     Call ``set_epoch(epoch)`` before each epoch: that is the selection stage (informed
     strategies read the state ``update`` fed so far). ``len(sampler)`` is the epoch's count
-    on this rank; ``evaluations`` counts the indices handed out so far.
+    on this rank; ``evaluations`` counts the indices handed out so far. ``device`` is where
+    the per-sample state of the informed strategies lives: the device of your losses.
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class ScheduledSampler(Sampler[int]):
         anneal: float = ANNEAL,
         rank: int = 0,
         world_size: int = 1,
+        device: torch.device | str = "cpu",
     ) -> None:
         self.schedule = resolve_schedule(experiment)
         _check_args(n, epochs, seed, selection, anneal, rank, world_size)
@@ -84,11 +86,13 @@ class ScheduledSampler(Sampler[int]):
         self.rank, self.world_size = rank, world_size
         label_tensor = _labels(labels, n, selection)
         self.selector = make_selector(selection, label_tensor, seed)
-        # Per-sample state as the Trainer keeps it: last loss (+inf: never seen),
-        # correct at the last visit, forgetting events.
-        self.sample_loss = torch.full((n,), float("inf"))
-        self.sample_correct = torch.zeros(n, dtype=torch.bool)
-        self.forgettings = torch.zeros(n, dtype=torch.long)
+        # Per-sample state as the Trainer keeps it, on the device the loop's losses are on
+        # (no host sync per step): last loss (+inf: never seen), correct at the last visit,
+        # forgetting events. Selection reads it once per epoch.
+        self.device = torch.device(device)
+        self.sample_loss = torch.full((n,), float("inf"), device=self.device)
+        self.sample_correct = torch.zeros(n, dtype=torch.bool, device=self.device)
+        self.forgettings = torch.zeros(n, dtype=torch.long, device=self.device)
         self.evaluations = 0
         self.epoch = 0
         self._order: torch.Tensor | None = None  # [count] the epoch's order (all ranks)
@@ -151,10 +155,11 @@ class ScheduledSampler(Sampler[int]):
 
         As the Trainer's ``_record``: the last loss, and for ``forgetting`` the correctness
         at this visit and the forgetting events (correct before, wrong now). ``indices``
-        must be distinct (one batch). Moves the values to the CPU: one sync per call.
+        must be distinct (one batch). With ``device`` the losses' device, nothing waits for
+        the device; otherwise the values are copied over (a sync per call from a GPU).
         """
-        idx = torch.as_tensor(indices).long().cpu()
-        loss = losses.detach().float().cpu().reshape(-1)
+        idx = torch.as_tensor(indices).to(self.device, non_blocking=True).long()
+        loss = losses.detach().float().reshape(-1).to(self.device)
         if loss.numel() != idx.numel():
             raise ValueError(f"{idx.numel()} indices for {loss.numel()} losses")
         self.sample_loss[idx] = loss
@@ -162,7 +167,7 @@ class ScheduledSampler(Sampler[int]):
             if self.selection == "forgetting":
                 raise ValueError("selection='forgetting' needs update(..., correct=hits)")
             return
-        hit = correct.detach().bool().cpu().reshape(-1)
+        hit = correct.detach().bool().reshape(-1).to(self.device)
         self.forgettings[idx] += (self.sample_correct[idx] & ~hit).long()
         self.sample_correct[idx] = hit
 
