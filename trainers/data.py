@@ -3,9 +3,9 @@
 A dataset is loaded once per trial (on the driver or a worker, whichever calls
 ``load_dataset``) and moved whole to the trial's device; batches are index gathers on it.
 File formats and their checks live in ``trainers.mnist``, ``trainers.cifar``,
-``trainers.smallnorb`` and ``trainers.torchvision_sets`` (FashionMNIST, KMNIST, CIFAR-100,
-SVHN in torchvision's layouts); ``digits`` is scikit-learn's embedded 8x8 set and needs no
-files.
+``trainers.smallnorb``, ``trainers.torchvision_sets`` (FashionMNIST, KMNIST, CIFAR-100) and
+``trainers.svhn``, the last two in torchvision's layouts; ``digits`` is scikit-learn's
+embedded 8x8 set and needs no files.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from trainers import cifar, mnist, smallnorb, torchvision_sets
+from trainers import cifar, mnist, smallnorb, svhn, torchvision_sets
 from trainers.errors import ConfigError
 
 if TYPE_CHECKING:  # imported where tensors are made: the driver only checks files
@@ -128,7 +128,7 @@ _FILES = {
             ("fashionmnist", torchvision_sets.FASHION_MNIST),
             ("kmnist", torchvision_sets.KMNIST),
             ("cifar100", torchvision_sets.CIFAR100),
-            ("svhn", torchvision_sets.SVHN),
+            ("svhn", svhn.SVHN),
         )
     },
 }

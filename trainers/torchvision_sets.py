@@ -1,4 +1,4 @@
-"""torchvision's FashionMNIST, KMNIST, CIFAR-100 and SVHN, read from their standard files.
+"""torchvision's FashionMNIST, KMNIST and CIFAR-100, read from their standard files.
 
 Each lives under the root ``data_dir`` exactly as torchvision lays it out (so a root that
 torchvision downloaded into works as is, and ``download_*`` calls torchvision's own
@@ -9,9 +9,8 @@ downloaders, which check md5s):
 - CIFAR-100: ``cifar-100-python/{train,test,meta}``, python pickles like CIFAR-10's with
   ``fine_labels`` (0..99; the 20 coarse labels are not used) and ``meta`` naming the 100
   fine classes; read with CIFAR-10's restricted unpickler.
-- SVHN: ``train_32x32.mat`` and ``test_32x32.mat`` (MATLAB 5, read with scipy): ``X`` uint8
-  [32, 32, 3, N], ``y`` [N, 1] in 1..10 where 10 is the digit 0 (mapped to 0, as torchvision
-  does). The ``extra`` split is not used.
+
+SVHN, the fourth torchvision set, is in ``trainers.svhn``.
 
 Every failure is a one-line ``DataError`` naming the file and what was expected.
 """
@@ -20,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import pickle
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +32,7 @@ from trainers.errors import DataError
 if TYPE_CHECKING:  # torch is imported where tensors are made: the driver only checks files
     import torch
 
-__all__ = ["CIFAR100", "FASHION_MNIST", "KMNIST", "SVHN", "IdxSet", "cifar100_dir"]
+__all__ = ["CIFAR100", "FASHION_MNIST", "KMNIST", "IdxSet", "check_labels", "cifar100_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +98,7 @@ class IdxSet:
         images_path, labels_path = self._check_split(data_dir, split)
         images = mnist.read_idx(images_path, mnist.IMAGES_MAGIC)  # [N, 28, 28]
         labels = mnist.read_idx(labels_path, mnist.LABELS_MAGIC)  # [N]
-        _check_labels(labels_path, labels, self.num_classes)
+        check_labels(labels_path, labels, self.num_classes)
         return torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long()
 
     def load(self, data_dir: Path) -> tuple[Arrays, Arrays]:
@@ -112,7 +110,8 @@ FASHION_MNIST = IdxSet("FashionMNIST")
 KMNIST = IdxSet("KMNIST")
 
 
-def _check_labels(path: Path, labels: np.ndarray, num_classes: int, low: int = 0) -> None:
+def check_labels(path: Path, labels: np.ndarray, num_classes: int, low: int = 0) -> None:
+    """DataError naming the first label outside ``low .. low + num_classes - 1``."""
     if labels.size and (int(labels.min()) < low or int(labels.max()) >= low + num_classes):
         bad = int(labels.min()) if int(labels.min()) < low else int(labels.max())
         raise DataError(f"{path}: label {bad} out of range {low}..{low + num_classes - 1}")
@@ -198,7 +197,7 @@ class _Cifar100:
             raise DataError(f"{path}: fine_labels are not a list of ints ({e})") from None
         if len(label_array) != len(data):
             raise DataError(f"{path}: {len(label_array)} fine_labels for {len(data)} images")
-        _check_labels(path, label_array, _CIFAR100_CLASSES)
+        check_labels(path, label_array, _CIFAR100_CLASSES)
         images = np.ascontiguousarray(data).reshape(-1, 3, 32, 32)  # row-major CHW
         return torch.from_numpy(images.copy()), torch.from_numpy(label_array)
 
@@ -214,109 +213,3 @@ class _Cifar100:
 
 
 CIFAR100 = _Cifar100()
-
-
-# -- SVHN ---------------------------------------------------------------------------------------
-
-_SVHN_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
-_SVHN_WHAT = "SVHN (format 2, cropped digits)"
-_MAT_HEADER = b"MATLAB 5.0 MAT-file"
-
-
-def _check_mat_framing(path: Path) -> None:
-    """MATLAB 5 header, and every top-level element inside the file (a cut file fails here).
-
-    After the 128-byte header, each element is an 8-byte tag (type, byte count) and its data;
-    uncompressed elements are padded to 8 bytes, compressed ones (type 15) are not.
-    """
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        head = f.read(128)
-        if not head.startswith(_MAT_HEADER) or len(head) < 128:
-            raise DataError(f"{path}: not a MATLAB 5 .mat file: starts with {head[:20]!r}")
-        order = "<" if head[126:128] == b"IM" else ">"
-        position, number = 128, 0
-        while position < size:
-            f.seek(position)
-            tag = f.read(8)
-            number += 1
-            if len(tag) < 8:
-                raise DataError(f"{path}: truncated: variable {number} has no full tag")
-            kind, nbytes = struct.unpack(f"{order}II", tag)
-            position += 8 + (nbytes if kind == 15 else -(-nbytes // 8) * 8)
-            if position > size:
-                raise DataError(f"{path}: truncated: variable {number} ends at byte "
-                                f"{position}, the file has {size}")
-
-
-def _svhn_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """The variables' shapes from the .mat headers, without reading the arrays."""
-    import scipy.io
-
-    _check_mat_framing(path)
-    try:
-        return {name: tuple(shape) for name, shape, _ in scipy.io.whosmat(str(path))}
-    except Exception as e:  # scipy raises several kinds for a damaged file
-        raise DataError(f"{path}: unreadable .mat ({type(e).__name__}: {e})") from e
-
-
-class _Svhn:
-    """SVHN's cropped digits: ``train_32x32.mat`` and ``test_32x32.mat`` in ``data_dir``."""
-
-    def present(self, data_dir: Path) -> bool:
-        return all((Path(data_dir) / n).is_file() for n in _SVHN_FILES.values())
-
-    def _check_file(self, path: Path) -> int:
-        if not path.is_file():
-            raise missing_error(path, _SVHN_WHAT)
-        shapes = _svhn_shapes(path)
-        x, y = shapes.get("X"), shapes.get("y")
-        if x is None or y is None:
-            raise DataError(f"{path}: expected variables X and y, found {sorted(shapes)}")
-        if len(x) != 4 or x[:3] != (32, 32, 3):
-            raise DataError(f"{path}: expected X as [32, 32, 3, N], found {list(x)}")
-        if y not in ((x[3], 1), (x[3],)):
-            raise DataError(f"{path}: expected y as [{x[3]}, 1] for the {x[3]} images, "
-                            f"found {list(y)}")
-        return x[3]
-
-    def check(self, data_dir: Path) -> None:
-        """Pre-flight: both files present, MATLAB 5 headers, X and y of matching shapes."""
-        for name in _SVHN_FILES.values():
-            self._check_file(Path(data_dir) / name)
-
-    def download(self, data_dir: Path) -> None:
-        """torchvision's downloader for both splits (md5 checked)."""
-        from torchvision.datasets import SVHN
-
-        log.info("downloading SVHN to %s", data_dir)
-        for split in _SVHN_FILES:
-            SVHN(str(data_dir), split=split, download=True)
-
-    def _load_split(self, path: Path) -> Arrays:
-        import scipy.io
-        import torch
-
-        n = self._check_file(path)
-        try:
-            mat = scipy.io.loadmat(str(path), variable_names=("X", "y"))
-        except Exception as e:  # a truncated body surfaces only here
-            raise DataError(f"{path}: unreadable .mat ({type(e).__name__}: {e})") from e
-        x, y = mat["X"], np.asarray(mat["y"]).reshape(-1)
-        if x.dtype != np.uint8:
-            raise DataError(f"{path}: expected X as uint8, found {x.dtype}")
-        if len(y) != n:
-            raise DataError(f"{path}: {len(y)} labels for {n} images")
-        _check_labels(path, y, 10, low=1)
-        labels = y.astype(np.int64) % 10  # 10 is the digit 0
-        images = np.ascontiguousarray(np.transpose(x, (3, 2, 0, 1)))  # [N, 3, 32, 32]
-        return torch.from_numpy(images), torch.from_numpy(labels)
-
-    def load(self, data_dir: Path) -> tuple[Arrays, Arrays]:
-        """((train images [N,3,32,32] uint8, labels [N] int64 in 0..9), (test ...))."""
-        root = Path(data_dir)
-        return (self._load_split(root / _SVHN_FILES["train"]),
-                self._load_split(root / _SVHN_FILES["test"]))
-
-
-SVHN = _Svhn()
