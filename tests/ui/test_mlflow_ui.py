@@ -142,24 +142,21 @@ def test_parents_show_the_mean_and_std_over_seeds(seen: Seen, runs: Runs) -> Non
 def test_runs_group_by_experiment(seen: Seen, runs: Runs) -> None:
     groups = {row[NAME_COLUMN].splitlines()[-2]: (row_id, row)
               for row_id, row in seen.grouped.items() if is_group(row)}
-    expected = {f"Group: {e}" for e in EXPERIMENTS}
-    if not PARENTS_CARRY_GROUP_TAG:
-        expected.add(UNGROUPED)  # the parents, which do not carry the tag
-    assert set(groups) == expected
-    if not PARENTS_CARRY_GROUP_TAG:
-        count = int(groups[UNGROUPED][1][NAME_COLUMN].splitlines()[-1])
-        assert count == len(runs.parents)
-    for parent_id, parent in runs.parents.items():
-        group_id, row = groups[f"Group: {parent.info.run_name}"]
-        members = {t.info.run_id for t in runs.trials[parent_id]}
+    labels = {f"Group: {e}" for e in EXPERIMENTS}
+    assert set(groups) == (labels if PARENTS_CARRY_GROUP_TAG else labels | {UNGROUPED})
+    if not PARENTS_CARRY_GROUP_TAG:  # the parents, without the tag, apart in one group
+        assert group_count(groups[UNGROUPED][1]) == len(runs.parents)
+    for parent_id, trials in runs.trials.items():
+        group_id, row = groups[f"Group: {trials[0].data.tags[GROUP_TAG]}"]
+        members = {t.info.run_id for t in trials}
         if PARENTS_CARRY_GROUP_TAG:
             members.add(parent_id)
-        assert int(row[NAME_COLUMN].splitlines()[-1]) == len(members)  # the group's count
+        assert group_count(row) == len(members)
         shown = {row_id.removeprefix(f"{group_id}.") for row_id in seen.grouped
                  if row_id.startswith(f"{group_id}.")}
         assert shown == members
         # MLflow's own average over the group's trials is the parent's mean.
-        top1 = [t.data.metrics[CHILD_KEY] for t in runs.trials[parent_id]]
+        top1 = [t.data.metrics[CHILD_KEY] for t in trials]
         assert row[column(CHILD_KEY)].endswith("(average)")
         assert number(row[column(CHILD_KEY)]) == pytest.approx(statistics.fmean(top1))
     assert SCREENSHOT.stat().st_size > 10_000
@@ -178,6 +175,11 @@ def column(metric: str) -> str:
 
 def number(cell: str) -> float:
     return float(cell.removesuffix("(average)").strip())
+
+
+def group_count(row: dict[str, str]) -> int:
+    """The count MLflow shows beside a group's name."""
+    return int(row[NAME_COLUMN].splitlines()[-1])
 
 
 def is_group(row: dict[str, str]) -> bool:
