@@ -22,10 +22,17 @@ _URI_CREDENTIALS = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@'\"]+:[^/\s@'\"]+@"
 _RANDOM_LOOKING = re.compile(r"[A-Za-z0-9+_=-]{32,}")
 _NAME_LIKE = re.compile(r"[A-Za-z]\w*_\w*|[A-Z0-9]+")  # RAY_AUTH_TOKEN, admin_password
 _KNOWN_DEFAULTS = re.compile(r"(?i)password1234|changeme|change-me|hunter2|admin123")
+# Image digests, lock-file hashes and pins (`name==1.2.3`): public.
+_PUBLIC = re.compile(r"sha256:[0-9a-f]{64}|\b[\w.-]+==[\w.]+")
+_CODE_VALUE = re.compile(r"[A-Za-z_][\w.]*([()].*)?")  # `password = read_secret(...)`, `str)`
 
 
-def literal_secrets(text: str) -> list[str]:
-    """The lines of ``text`` that look like they hold a secret (empty when clean)."""
+def literal_secrets(text: str, code: bool = False) -> list[str]:
+    """The lines of ``text`` that look like they hold a secret (empty when clean).
+
+    A path (``RAY_AUTH_TOKEN_PATH: /run/secrets/ray_auth_token``) is a reference, not a
+    secret. With ``code`` (a Python file), a value that is a name or a call is code.
+    """
     found = []
     for number, line in enumerate(text.splitlines(), 1):
         comment = line.lstrip().startswith("#")
@@ -33,11 +40,14 @@ def literal_secrets(text: str) -> list[str]:
             key, value = match.group(1), match.group(2)
             if comment and not _NAME_LIKE.fullmatch(key):
                 continue  # prose ("# Ray token: every process..."), not a setting
-            if value and not value.startswith(_REFERENCE) and value not in ("true", "false"):
+            if code and _CODE_VALUE.fullmatch(value) and not _KNOWN_DEFAULTS.search(value):
+                continue
+            if (value and not value.startswith((*_REFERENCE, "/"))
+                    and value not in ("true", "false")):
                 found.append(f"{number}: {key} is given a literal value: {line.strip()}")
         if _URI_CREDENTIALS.search(line):
             found.append(f"{number}: a URI carries a password: {line.strip()}")
-        for word in _RANDOM_LOOKING.findall(line):
+        for word in _RANDOM_LOOKING.findall(_PUBLIC.sub("", line)):
             if re.search(r"\d", word) and re.search(r"[A-Za-z]", word):
                 found.append(f"{number}: random-looking string {word[:12]}...: {line.strip()}")
         if _KNOWN_DEFAULTS.search(line):
