@@ -183,6 +183,21 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
+@pytest.fixture(autouse=True)
+def torch_flags_unchanged() -> Iterator[None]:
+    """Every test leaves torch's process-wide switches as it found them (a leaked
+    ``use_deterministic_algorithms`` or TF32 would change every later test). Checked only
+    where torch is already imported: importing it is not this fixture's business."""
+    if "torch" not in sys.modules:
+        yield
+        return
+    from trainers.flags import TorchFlags
+
+    before = TorchFlags.current()
+    yield
+    assert TorchFlags.current() == before, "a test changed torch's process-wide flags"
+
+
 @pytest.fixture(scope="session")
 def mnist_root() -> Path:
     if not (MNIST_ROOT / "MNIST" / "raw").is_dir():
