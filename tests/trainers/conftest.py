@@ -4,9 +4,11 @@ algorithms on for the test and off again after it."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 
 import pytest
+import torch
 
 from trainers.config import ModelConfig, TrainConfig
 from trainers.data import Split, load_dataset
@@ -29,6 +31,20 @@ def tiny_config(**overrides: object) -> TrainConfig:
     )
     base.update(overrides)
     return TrainConfig.model_validate(base)
+
+
+def restored_after(make_trainer: MakeTrainer, config: TrainConfig, epochs: int) -> Trainer:
+    """A fresh trainer loaded from the checkpoint of another that trained ``epochs`` epochs
+    (saved and read back as a file is, with ``weights_only``: a checkpoint needs no pickle)."""
+    first = make_trainer(config)
+    for _ in range(epochs):
+        first.run_epoch()
+    buf = io.BytesIO()
+    torch.save(first.state_dict(), buf)
+    buf.seek(0)
+    second = make_trainer(config)
+    second.load_state_dict(torch.load(buf, weights_only=True))
+    return second
 
 
 @pytest.fixture(scope="session")

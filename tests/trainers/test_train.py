@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 import torch
 
-from tests.trainers.conftest import MakeTrainer, tiny_config
+from tests.trainers.conftest import MakeTrainer, restored_after, tiny_config
 from trainers.schedule import evaluations
 from trainers.train import lr_at
 
@@ -47,16 +45,7 @@ def test_restored_run_equals_uninterrupted(make_trainer: MakeTrainer) -> None:
     full = make_trainer(config)
     full.fit()
 
-    first = make_trainer(config)
-    first.run_epoch()
-    first.run_epoch()
-    buf = io.BytesIO()
-    torch.save(first.state_dict(), buf)
-    buf.seek(0)
-    state = torch.load(buf, weights_only=True)  # a checkpoint needs no pickle
-
-    second = make_trainer(config)
-    second.load_state_dict(state)
+    second = restored_after(make_trainer, config, epochs=2)
     assert second.epoch == 2 and second.evaluations == 200
     result = second.fit()
     assert result.evaluations == full.evaluations == 1000

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import replace
 
 import pytest
 import torch
 
-from tests.trainers.conftest import MakeTrainer, tiny_config
+from tests.trainers.conftest import MakeTrainer, restored_after, tiny_config
 from trainers.schedule import Breakpoint, DataStep, Piecewise, counts
 from trainers.selection import SampleView, Selection, planned_counts
 from trainers.train import Trainer
@@ -112,14 +111,7 @@ def test_restored_informed_run_equals_uninterrupted(name: str, make_trainer: Mak
     full = make_trainer(config)
     full.fit()
 
-    first = make_trainer(config)
-    first.run_epoch()
-    first.run_epoch()
-    buf = io.BytesIO()
-    torch.save(first.state_dict(), buf)
-    buf.seek(0)
-    second = make_trainer(config)
-    second.load_state_dict(torch.load(buf, weights_only=True))
+    second = restored_after(make_trainer, config, epochs=2)
     result = second.fit()
 
     assert [r.samples for r in second.history] == [r.samples for r in full.history]
