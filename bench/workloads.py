@@ -1,13 +1,13 @@
 """What the benchmarks run: real MNIST, the trainer's config, a local MLflow server.
 
-MNIST is the real one in ``../shared/datasets`` (the ``shared`` folder beside the repo).
+MNIST is the real one in ``../shared/datasets`` (the ``shared`` folder beside the repo;
+``$LESSDATA_MNIST`` if set: ``tests.services.MNIST_ROOT``).
 The model is a quarter-width capsule net on 2 torch threads: big enough that an epoch is
 dominated by the forward and backward passes, small enough for a 2-core CPU.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from harness import synchronize
-from tests.services import mlflow_server_at, ray_cluster
+from tests.services import MNIST_ROOT, mlflow_server_at, ray_cluster
 from trainers.config import EmissionsConfig, ModelConfig, TrainConfig
 from trainers.data import Split, load_dataset
 from trainers.run import build_trainer
@@ -38,11 +38,6 @@ __all__ = [
     "train_seconds",
 ]
 
-MNIST_ROOT = Path(
-    os.environ.get("LESSDATA_BENCH_MNIST")
-    or Path(__file__).resolve().parents[2] / "shared" / "datasets"
-)
-"""A torchvision root holding MNIST/raw/ (plain or .gz): ``$LESSDATA_BENCH_MNIST`` if set."""
 WIDTH = 0.25
 THREADS = 2
 BATCH = 120

@@ -14,6 +14,7 @@ import pytest
 
 # Re-exported: tests import the services from here too.
 from tests.services import (  # noqa: F401
+    MNIST_ROOT,
     MlflowServer,
     RayCluster,
     free_port,
@@ -23,7 +24,6 @@ from tests.services import (  # noqa: F401
 )
 
 REPO = Path(__file__).resolve().parents[1]
-MNIST_ROOT = REPO.parent / "shared" / "datasets"
 BIN = Path(sys.executable).parent
 
 quiet_services()
@@ -68,5 +68,6 @@ def torch_flags_unchanged() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def mnist_root() -> Path:
     if not (MNIST_ROOT / "MNIST" / "raw").is_dir():
-        pytest.fail(f"real MNIST expected at {MNIST_ROOT}/MNIST/raw (../shared/datasets)")
+        pytest.fail(f"real MNIST expected at {MNIST_ROOT}/MNIST/raw "
+                    "(../shared/datasets, or set LESSDATA_MNIST)")
     return MNIST_ROOT

@@ -1,4 +1,5 @@
-"""The real services that tests and benchmarks start: an MLflow server, a Ray cluster.
+"""The real services that tests and benchmarks start (an MLflow server, a Ray cluster) and
+the real MNIST they read.
 
 One module for both (the tests import ``tests.services``; the benchmarks too, through
 bench/harness.py putting the repo on ``sys.path``). Every server runs in its own
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "MNIST_ROOT",
     "QUIET_ENV",
     "MlflowServer",
     "RayCluster",
@@ -33,6 +35,14 @@ __all__ = [
 ]
 
 BIN = Path(sys.executable).parent
+
+MNIST_ROOT = Path(
+    os.environ.get("LESSDATA_MNIST") or os.environ.get("LESSDATA_BENCH_MNIST")
+    or Path(__file__).resolve().parents[2] / "shared" / "datasets"
+)
+"""A torchvision root holding MNIST/raw/ (plain or .gz): ``$LESSDATA_MNIST`` (or the
+benchmarks' older ``$LESSDATA_BENCH_MNIST``) if set, else ``shared/datasets`` beside the
+repo."""
 
 QUIET_ENV = {
     "RAY_USAGE_STATS_ENABLED": "0",
