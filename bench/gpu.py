@@ -5,6 +5,11 @@ runs every row at tiny sizes (CI checks that the script works; its figures mean 
 Also the final test top-1 of the same digits run in fp32, tf32, bf16 and bf16 + compile:
 the check a precision must pass before it could become a default. Prints a table and
 writes it to ``--out`` (Markdown).
+
+Every trainer is built with ``trainers.run.build_trainer`` and sets torch's TF32 switches
+only while it runs (``Trainer.flags``): fp32 is fp32 in matmuls and cuDNN convolutions
+alike (PyTorch's own default allows TF32 convolutions), whatever ran before it, and each
+accuracy row names the switches it trained under.
 """
 
 from __future__ import annotations
