@@ -23,6 +23,7 @@ from trainers.config import TrainConfig
 pytestmark = pytest.mark.slow
 
 TRAIN, EPOCHS = 360, 5
+OUTAGE_TRAIN, OUTAGE_EPOCHS = 1200, 8
 
 
 def _grid(path: Path, name: str, experiments: list[str], seeds: int = 1,
@@ -85,7 +86,9 @@ def _submit_bg(grid: Path, *args: str, cwd: Path) -> subprocess.Popen:
 def test_mlflow_server_restarted_mid_grid(tmp_path: Path, local_ray: RayCluster) -> None:
     with mlflow_server_at(tmp_path / "mlflow") as server:
         client = MlflowClient(server.uri)
-        grid = _grid(tmp_path / "g.yaml", "outage", ["Benchmark", "E3"])
+        # Epochs long enough that some finish while the server is away (a few seconds).
+        grid = _grid(tmp_path / "g.yaml", "outage", ["Benchmark", "E3"], epochs=OUTAGE_EPOCHS,
+                     train=OUTAGE_TRAIN)
         proc = _submit_bg(grid, "--tracking-uri", server.uri, "--address", local_ray.address,
                           "--storage", str(tmp_path / "store"), cwd=tmp_path)
         wait_for(lambda: any(v >= 1 for v in epochs_logged(client, "outage").values()),
@@ -98,14 +101,15 @@ def test_mlflow_server_restarted_mid_grid(tmp_path: Path, local_ray: RayCluster)
         out, err = proc.communicate(timeout=400)
         assert proc.returncode == 0, err[-3000:]
         assert len(json.loads(out)["finished"]) == 2
-        assert_complete(client, "outage", ["Benchmark", "E3"], 1, TRAIN, EPOCHS)
+        assert_complete(client, "outage", ["Benchmark", "E3"], 1, OUTAGE_TRAIN, OUTAGE_EPOCHS)
         # Epochs finished while the server was away were queued (a metric's timestamp is
         # when the driver logged it) and reached the server after it came back.
-        queued = [m for run in trial_runs(client, "outage")
-                  for m in client.get_metric_history(run.info.run_id, "evaluations")
-                  if down_ms <= m.timestamp <= up_ms]
-        assert queued, "no epoch finished during the outage: nothing was queued"
-        assert_trained_once(client, "outage", tmp_path / "store", {}, EPOCHS)
+        logged_ms = [m.timestamp for run in trial_runs(client, "outage")
+                     for m in client.get_metric_history(run.info.run_id, "evaluations")]
+        queued = [t for t in logged_ms if down_ms <= t <= up_ms]
+        assert queued, ("no epoch finished during the outage: nothing was queued",
+                        [t - down_ms for t in sorted(logged_ms)], up_ms - down_ms)
+        assert_trained_once(client, "outage", tmp_path / "store", {}, OUTAGE_EPOCHS)
 
 
 def test_driver_sigkilled_then_resume(tmp_path: Path, local_ray: RayCluster) -> None:
