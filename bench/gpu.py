@@ -5,6 +5,11 @@ runs every row at tiny sizes (CI checks that the script works; its figures mean 
 Also the final test top-1 of the same digits run in fp32, tf32, bf16 and bf16 + compile:
 the check a precision must pass before it could become a default. Prints a table and
 writes it to ``--out`` (Markdown).
+
+Every trainer is built with ``trainers.run.build_trainer`` and sets torch's TF32 switches
+only while it runs (``Trainer.flags``): fp32 is fp32 in matmuls and cuDNN convolutions
+alike (PyTorch's own default allows TF32 convolutions), whatever ran before it, and each
+accuracy row names the switches it trained under.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from pathlib import Path
 import torch
 
 from trainers.config import EmissionsConfig, ModelConfig, Precision, TrainConfig
-from trainers.data import DatasetInfo, Split, dataset_info, load_dataset
+from trainers.data import Split
+from trainers.flags import TorchFlags
+from trainers.run import build_trainer
 from trainers.train import Trainer
 
 
@@ -55,9 +62,8 @@ def trainer_for(sizes: Sizes, precision: Precision, compile_: bool, device: str,
         model=ModelConfig(width=sizes.width), emissions=EmissionsConfig(enabled=False),
         train_subset=train_subset, test_subset=test_subset,
     )
-    info: DatasetInfo = dataset_info("mnist")
-    return Trainer(config, synthetic_mnist(sizes.n_train, 0), synthetic_mnist(sizes.n_test, 1),
-                   info)
+    return build_trainer(config, (synthetic_mnist(sizes.n_train, 0),
+                                  synthetic_mnist(sizes.n_test, 1)))
 
 
 def sync(device: str) -> None:
@@ -78,16 +84,27 @@ def images_per_s(sizes: Sizes, precision: Precision, compile_: bool, device: str
     return n / (time.perf_counter() - start)
 
 
-def digits_top1(sizes: Sizes, precision: Precision, compile_: bool, device: str) -> float:
+def switches(flags: TorchFlags) -> str:
+    """The TF32 switches a run trained under, as the table shows them."""
+    return (f"matmul {flags.matmul_precision}, "
+            f"cudnn tf32 {'on' if flags.cudnn_tf32 else 'off'}")
+
+
+def digits_top1(sizes: Sizes, precision: Precision, compile_: bool,
+                device: str) -> tuple[float, str]:
     """Final test top-1 after ``accuracy_epochs`` on the embedded digits (real images, no
-    download), seed 0: the same run in every precision, so the gap is the precision's."""
+    download), seed 0: the same run in every precision, so the gap is the precision's.
+    Also the TF32 switches as they were while it trained (each trainer sets its own and
+    restores the process's, so a TF32 run before the fp32 reference cannot leak into it).
+    """
     config = TrainConfig(
         dataset="digits", epochs=sizes.accuracy_epochs, batch_size=32, device=device,
         precision=precision, compile=compile_, channels_last=device.startswith("cuda"),
         model=ModelConfig(width=sizes.width), emissions=EmissionsConfig(enabled=False), seed=0,
     )
-    train, test = load_dataset("digits", None)
-    return Trainer(config, train, test, dataset_info("digits")).fit().final_top1
+    seen: list[TorchFlags] = []
+    top1 = build_trainer(config).fit(lambda _: seen.append(TorchFlags.current())).final_top1
+    return top1, switches(seen[-1])
 
 
 def full_epoch_s(sizes: Sizes, device: str, precision: Precision) -> float:
@@ -142,16 +159,16 @@ def main() -> int:
         rate = images_per_s(sizes, precision, compile_, args.device)
         label = f"images/s {precision}{' + compile' if compile_ else ''}"
         rows.append((label, f"{rate:,.0f} ({rate / base:.2f}x fp32)"))
-    reference = digits_top1(sizes, "fp32", False, args.device)
+    reference, flags = digits_top1(sizes, "fp32", False, args.device)
     rows.append((f"digits top-1 after {sizes.accuracy_epochs} epoch(s), fp32",
-                  f"{reference:.2%}"))
+                  f"{reference:.2%} ({flags})"))
     for precision, compile_ in (v for v in variants if v[0] != "fp32"):
         if compile_ and args.smoke:
             rows.append((f"digits top-1, {precision} + compile", "skipped in --smoke"))
             continue
-        top1 = digits_top1(sizes, precision, compile_, args.device)
+        top1, flags = digits_top1(sizes, precision, compile_, args.device)
         rows.append((f"digits top-1, {precision}{' + compile' if compile_ else ''}",
-                     f"{top1:.2%} ({(top1 - reference) * 100:+.2f} pp vs fp32)"))
+                     f"{top1:.2%} ({(top1 - reference) * 100:+.2f} pp vs fp32; {flags})"))
     epoch = full_epoch_s(sizes, args.device, "fp32")
     rows.append((f"one MNIST epoch, fp32 ({sizes.n_train:,} images, batch 120) s",
                  f"{epoch:.2f} (goal <= 2 s on an H100)"))

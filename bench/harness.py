@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import statistics
 import sys
 import time
@@ -35,10 +34,11 @@ __all__ = [
     "timed",
 ]
 
-# Services the benchmarks start must not phone home (the Makefile exports the same).
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# The benchmarks start their services with the tests' module (tests/services.py): the
+# scripts run as `python bench/NAME.py`, so the repo root goes on the path for it.
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(1, str(REPO))
 
 Op = Literal[">=", "<=", "<", "within"]
 
@@ -151,6 +151,9 @@ def _parse(argv: Sequence[str] | None, description: str) -> Options:
 def main(measure: Callable[[Options], list[Row]], description: str,
          argv: Sequence[str] | None = None) -> int:
     """Parse the flags, measure, print the rows (and their details), write JSON if asked."""
+    from tests.services import quiet_services  # after REPO is on the path
+
+    quiet_services()  # what the benchmarks start must not phone home
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     options = _parse(argv, description)
     rows = measure(options)

@@ -28,12 +28,10 @@ import time
 from collections.abc import Callable
 from itertools import count
 
-import torch
-
 from harness import Goal, Options, Row, interleave, main, median
 from orchestrator.grid import TrialSpec, load_grid
 from orchestrator.tracking import Tracker
-from trainers.data import dataset_info, load_dataset
+from trainers.run import build_trainer
 from trainers.train import Trainer
 from workloads import load_mnist, mlflow_server, mnist_config, mnist_trainer, train_seconds
 
@@ -47,19 +45,17 @@ def demo_trainer(options: Options) -> Trainer:
     """The demo grid's Benchmark trial, set up to run any number of epochs."""
     config = load_grid("demo").train_config("Benchmark", 0)
     config = config.model_copy(update={"epochs": 10_000, "device": str(options.device)})
-    train, test = load_dataset("digits", None)
-    return Trainer(config, train, test, dataset_info("digits"))
+    return build_trainer(config)
 
 
 def demo_epoch_s(trainer: Trainer) -> float:
-    """One whole demo epoch, its test evaluation included, on the demo's thread count."""
-    torch.set_num_threads(trainer.config.threads or 1)
+    """One whole demo epoch, its test evaluation included, on the demo's thread count (the
+    trainer sets its own threads while it runs)."""
     return trainer.run_epoch().epoch_s
 
 
 def mnist_epoch_s(trainer: Trainer) -> float:
     """The training part of one MNIST subset epoch (seconds), on its thread count."""
-    torch.set_num_threads(trainer.config.threads or 1)
     return train_seconds(trainer)
 
 

@@ -1,19 +1,15 @@
 """What the benchmarks run: real MNIST, the trainer's config, a local MLflow server.
 
-MNIST is the real one in ``../shared/datasets`` (the ``shared`` folder beside the repo).
+MNIST is the real one in ``../shared/datasets`` (the ``shared`` folder beside the repo;
+``$LESSDATA_MNIST`` if set: ``tests.services.MNIST_ROOT``).
 The model is a quarter-width capsule net on 2 torch threads: big enough that an epoch is
 dominated by the forward and backward passes, small enough for a 2-core CPU.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,8 +18,10 @@ from typing import Any
 import torch
 
 from harness import synchronize
+from tests.services import MNIST_ROOT, mlflow_server_at, ray_cluster
 from trainers.config import EmissionsConfig, ModelConfig, TrainConfig
-from trainers.data import Split, dataset_info, load_dataset
+from trainers.data import Split, load_dataset
+from trainers.run import build_trainer
 from trainers.train import Trainer
 
 __all__ = [
@@ -36,14 +34,10 @@ __all__ = [
     "mlflow_server",
     "mnist_config",
     "mnist_trainer",
+    "ray_head",
     "train_seconds",
 ]
 
-MNIST_ROOT = Path(
-    os.environ.get("LESSDATA_BENCH_MNIST")
-    or Path(__file__).resolve().parents[2] / "shared" / "datasets"
-)
-"""A torchvision root holding MNIST/raw/ (plain or .gz): ``$LESSDATA_BENCH_MNIST`` if set."""
 WIDTH = 0.25
 THREADS = 2
 BATCH = 120
@@ -77,7 +71,7 @@ def mnist_config(device: torch.device, **overrides: Any) -> TrainConfig:
 
 def mnist_trainer(config: TrainConfig, data: tuple[Split, Split]) -> Trainer:
     """A trainer on already loaded MNIST (its ``train_subset`` picks the images)."""
-    return Trainer(config, data[0], data[1], dataset_info("mnist"))
+    return build_trainer(config, data)
 
 
 def train_seconds(trainer: Trainer) -> float:
@@ -95,84 +89,19 @@ def train_seconds(trainer: Trainer) -> float:
     return epoch_s - (time.perf_counter() - start)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout_s} s")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-
-
 @contextmanager
 def mlflow_server() -> Iterator[str]:
-    """A real ``mlflow server`` on 127.0.0.1 with a SQLite store in a temp dir; yields its URI.
-
-    Started in its own process group and always stopped (as tests/conftest.py does). The
-    server's job runner (MLflow 3's huey consumers: eight more processes, a steady few
-    percent of a core each) is switched off: lessdata runs no MLflow jobs, and on 2 cores
-    they would only add load to the epochs the logging is compared with.
-    """
-    with tempfile.TemporaryDirectory(prefix="lessdata-bench-mlflow-") as tmp:
-        root, port = Path(tmp), _free_port()
-        cmd = [
-            str(Path(sys.executable).parent / "mlflow"), "server",
-            "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-            "--artifacts-destination", str(root / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        ]
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            uri = f"http://127.0.0.1:{port}"
-            _wait_http(f"{uri}/health", proc)
-            yield uri
-        finally:
-            _stop(proc)
+    """A real ``mlflow server`` on 127.0.0.1 with a SQLite store in a temp dir (the tests'
+    ``MlflowServer``: its own process group, job runner off, always stopped); yields its
+    URI."""
+    with tempfile.TemporaryDirectory(prefix="lessdata-bench-mlflow-") as tmp, \
+            mlflow_server_at(Path(tmp)) as server:
+        yield server.uri
 
 
 @contextmanager
 def ray_head(num_cpus: int) -> Iterator[str]:
-    """A one-node Ray cluster (`ray start --head --block`, its own process group) with
-    ``num_cpus`` CPUs and no GPU, always stopped; yields its address once it answers."""
-    port = _free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "disabled")}
-    cmd = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
-           f"--port={port}", f"--num-cpus={num_cpus}", "--num-gpus=0",
-           "--include-dashboard=false", "--disable-usage-stats"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    address = f"127.0.0.1:{port}"
-    probe = "import ray, sys; ray.init(address=sys.argv[1], logging_level='ERROR')"
-    try:
-        deadline = time.monotonic() + 90
-        while subprocess.run([sys.executable, "-c", probe, address], env=env,
-                             capture_output=True, timeout=60).returncode != 0:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"ray head at {address} did not start")
-            time.sleep(1)
-        yield address
-    finally:
-        _stop(proc)
+    """A one-node Ray cluster with ``num_cpus`` CPUs and no GPU (the tests'
+    ``ray_cluster``), always stopped; yields its address once it answers."""
+    with ray_cluster(nodes=1, cpus_per_node=num_cpus) as cluster:
+        yield cluster.address

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from trainers.config import TrainConfig
-from trainers.data import check_dataset, dataset_info, load_dataset
+from trainers.data import Split, check_dataset, dataset_info, load_dataset
 from trainers.emissions import EmissionsReading, track_emissions
 from trainers.train import EpochResult, Trainer, TrainResult
 
@@ -46,11 +46,19 @@ class RunSummary:
         }
 
 
-def build_trainer(config: TrainConfig, *, download: bool = False) -> Trainer:
-    """Check the data files, load both splits once, and build the trainer."""
-    if not download:
-        check_dataset(config.dataset, config.data_dir)
-    train, test = load_dataset(config.dataset, config.data_dir, download=download)
+def build_trainer(
+    config: TrainConfig, data: tuple[Split, Split] | None = None, *, download: bool = False
+) -> Trainer:
+    """Check the data files, load both splits once, and build the trainer.
+
+    ``data`` is (train, test) already loaded (or made) for ``config.dataset``: tests and
+    benchmarks that build many trainers load the splits once and pass them here.
+    """
+    if data is None:
+        if not download:
+            check_dataset(config.dataset, config.data_dir)
+        data = load_dataset(config.dataset, config.data_dir, download=download)
+    train, test = data
     return Trainer(config, train, test, dataset_info(config.dataset))
 
 

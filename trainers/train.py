@@ -12,12 +12,14 @@ events) is part of it.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from itertools import repeat
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -26,12 +28,13 @@ from torch import nn
 from trainers.augment import eval_transform, train_transform
 from trainers.config import TrainConfig
 from trainers.data import DatasetInfo, Split
+from trainers.flags import TorchFlags, torch_flags
 from trainers.model import build_model
 from trainers.rng import generator
 from trainers.schedule import count_for, fraction_at
 from trainers.selection import SampleView, budget, make_selector, stratified_order
 
-__all__ = ["EpochResult", "TrainResult", "Trainer", "lr_at", "resolve_device"]
+__all__ = ["EpochResult", "TrainResult", "Trainer", "lr_at", "resolve_device", "torch_flags_for"]
 
 EVAL_BATCH = 1000
 
@@ -111,6 +114,35 @@ def take_subset(split: Split, size: int | None, seed: int = 0) -> Split:
     return split.subset(order[:size])
 
 
+def torch_flags_for(config: TrainConfig, device: torch.device) -> TorchFlags:
+    """The process-wide switches a run of ``config`` trains under: its CPU threads, and TF32
+    on for ``tf32`` only (off otherwise, so fp32 and bf16's fp32 parts are real fp32 even
+    where cuDNN's default would allow TF32 convolutions)."""
+    tf32 = config.precision == "tf32"
+    return TorchFlags(
+        threads=config.threads if device.type == "cpu" else None,
+        matmul_precision="high" if tf32 else "highest",
+        cudnn_tf32=tf32,
+    )
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _under_flags(
+    method: Callable[Concatenate[Trainer, _P], _R],
+) -> Callable[Concatenate[Trainer, _P], _R]:
+    """Run a ``Trainer`` method inside ``Trainer.flags()``."""
+
+    @functools.wraps(method)
+    def scoped(self: Trainer, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self.flags():
+            return method(self, *args, **kwargs)
+
+    return scoped
+
+
 def _no_augment(dataset: str) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
     """The test-time transform, with the training transform's signature."""
     prepare = eval_transform(dataset)
@@ -118,16 +150,17 @@ def _no_augment(dataset: str) -> Callable[[torch.Tensor, torch.Generator], torch
 
 
 class Trainer:
-    """One training run. Runs on the worker that owns the trial's device."""
+    """One training run. Runs on the worker that owns the trial's device.
+
+    Building one changes no process-wide switch: ``fit``, ``run_epoch`` and ``evaluate``
+    run under ``flags()`` (threads, TF32), which restores the switches when they return.
+    """
 
     def __init__(self, config: TrainConfig, train: Split, test: Split, info: DatasetInfo) -> None:
         self.config = config
         self.device = resolve_device(config.device)
-        if config.threads is not None and self.device.type == "cpu":
-            torch.set_num_threads(config.threads)
-        if config.precision == "tf32":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
+        self.torch_flags = torch_flags_for(config, self.device)
+        self._flags_entered = False
         train = take_subset(train, config.train_subset)
         test = take_subset(test, config.test_subset)
         self.selector = make_selector(config.selection, train.labels, config.seed)
@@ -160,6 +193,22 @@ class Trainer:
         self.scoring_evaluations = 0
         self.history: list[EpochResult] = []
 
+    @contextmanager
+    def flags(self) -> Iterator[None]:
+        """This run's torch switches for the block, the process's own restored after it.
+
+        Re-entrant: an inner ``flags()`` (``run_epoch`` inside ``fit``) changes nothing.
+        """
+        if self._flags_entered:
+            yield
+            return
+        self._flags_entered = True
+        try:
+            with torch_flags(self.torch_flags):
+                yield
+        finally:
+            self._flags_entered = False
+
     # -- one epoch -------------------------------------------------------------------------
 
     def _inputs(self, images: torch.Tensor) -> torch.Tensor:
@@ -183,6 +232,7 @@ class Trainer:
         for ema_b, b in zip(self.ema.buffers(), self.model.buffers(), strict=True):
             ema_b.copy_(b)
 
+    @_under_flags
     def run_epoch(self) -> EpochResult:
         """Select, then train one epoch, then evaluate the EMA weights on the test set."""
         t, cfg = self.epoch, self.config
@@ -267,6 +317,7 @@ class Trainer:
         self.forgettings[batch] += (self.sample_correct[batch] & ~hit).long()
         self.sample_correct[batch] = hit
 
+    @_under_flags
     @torch.no_grad()
     def evaluate(self, model: nn.Module | None = None) -> tuple[float, float]:
         """(mean loss, top-1) of ``model`` (default: the EMA weights) on the test split."""
@@ -286,6 +337,7 @@ class Trainer:
 
     # -- the whole run ---------------------------------------------------------------------
 
+    @_under_flags
     def fit(self, on_epoch: Callable[[EpochResult], None] | None = None) -> TrainResult:
         """Train the remaining epochs, calling ``on_epoch`` after each."""
         while self.epoch < self.config.epochs:

@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 import torch
 
-from trainers.config import ModelConfig, TrainConfig
-from trainers.data import dataset_info, load_dataset
-from trainers.schedule import DataStep, evaluations
-from trainers.train import Trainer, lr_at
-
-TINY = ModelConfig(width=0.125)
+from tests.trainers.conftest import MakeTrainer, restored_after, tiny_config
+from trainers.schedule import evaluations
+from trainers.train import lr_at
 
 
-def _config(**kw: object) -> TrainConfig:
-    base = dict(dataset="digits", epochs=4, batch_size=64, seed=3, model=TINY,
-                train_subset=400, test_subset=200, threads=1,
-                schedule=DataStep(d=0.25, e=0.5), experiment="E2")
-    base.update(kw)
-    return TrainConfig.model_validate(base)
-
-
-@pytest.fixture(scope="module")
-def digits() -> tuple:
-    return load_dataset("digits", None)
-
-
-def _trainer(config: TrainConfig, digits: tuple) -> Trainer:
-    torch.use_deterministic_algorithms(True)
-    return Trainer(config, digits[0], digits[1], dataset_info("digits"))
-
-
-def test_epoch_accounting_matches_closed_form(digits: tuple) -> None:
-    config = _config()
-    trainer = _trainer(config, digits)
+def test_epoch_accounting_matches_closed_form(make_trainer: MakeTrainer) -> None:
+    config = tiny_config()
+    trainer = make_trainer(config)
     seen: list = []
     result = trainer.fit(seen.append)
     assert [r.samples for r in seen] == [100, 100, 400, 400]
@@ -50,34 +27,25 @@ def test_epoch_accounting_matches_closed_form(digits: tuple) -> None:
     assert int(torch.isfinite(trainer.sample_loss).sum()) == 400
 
 
-def test_same_seed_same_run_other_seed_other(digits: tuple) -> None:
-    a = _trainer(_config(epochs=2), digits).fit()
-    b = _trainer(_config(epochs=2), digits).fit()
-    c = _trainer(_config(epochs=2, seed=4), digits)
+def test_same_seed_same_run_other_seed_other(make_trainer: MakeTrainer) -> None:
+    a = make_trainer(tiny_config(epochs=2)).fit()
+    b = make_trainer(tiny_config(epochs=2)).fit()
+    c = make_trainer(tiny_config(epochs=2, seed=4))
     c.fit()
     assert a.final_top1 == b.final_top1 and a.evaluations == b.evaluations
-    ta, tc = _trainer(_config(epochs=2), digits), c
+    ta, tc = make_trainer(tiny_config(epochs=2)), c
     ta.fit()
     assert not torch.equal(
         next(iter(ta.model.state_dict().values())), next(iter(tc.model.state_dict().values()))
     )
 
 
-def test_restored_run_equals_uninterrupted(digits: tuple) -> None:
-    config = _config()
-    full = _trainer(config, digits)
+def test_restored_run_equals_uninterrupted(make_trainer: MakeTrainer) -> None:
+    config = tiny_config()
+    full = make_trainer(config)
     full.fit()
 
-    first = _trainer(config, digits)
-    first.run_epoch()
-    first.run_epoch()
-    buf = io.BytesIO()
-    torch.save(first.state_dict(), buf)
-    buf.seek(0)
-    state = torch.load(buf, weights_only=True)  # a checkpoint needs no pickle
-
-    second = _trainer(config, digits)
-    second.load_state_dict(state)
+    second = restored_after(make_trainer, config, epochs=2)
     assert second.epoch == 2 and second.evaluations == 200
     result = second.fit()
     assert result.evaluations == full.evaluations == 1000
@@ -89,22 +57,22 @@ def test_restored_run_equals_uninterrupted(digits: tuple) -> None:
     assert result.final_top1 == full.result().final_top1
 
 
-def test_checkpoint_of_another_config_is_refused(digits: tuple) -> None:
-    a = _trainer(_config(epochs=2), digits)
+def test_checkpoint_of_another_config_is_refused(make_trainer: MakeTrainer) -> None:
+    a = make_trainer(tiny_config(epochs=2))
     a.run_epoch()
-    b = _trainer(_config(epochs=2, seed=9), digits)
+    b = make_trainer(tiny_config(epochs=2, seed=9))
     with pytest.raises(ValueError, match="another config.*seed"):
         b.load_state_dict(a.state_dict())
 
 
 def test_lr_schedule_is_per_epoch_with_floor() -> None:
-    config = _config(lr_min=1e-4)
+    config = tiny_config(lr_min=1e-4)
     assert lr_at(config, 0) == 1e-3
     assert lr_at(config, 1) == pytest.approx(0.98e-3)
     assert lr_at(config, 500) == 1e-4
 
 
-def test_without_augmentation_trains_on_test_time_inputs(digits: tuple) -> None:
-    trainer = _trainer(_config(epochs=1, augment=False), digits)
+def test_without_augmentation_trains_on_test_time_inputs(make_trainer: MakeTrainer) -> None:
+    trainer = make_trainer(tiny_config(epochs=1, augment=False))
     result = trainer.run_epoch()
     assert result.samples == 100 and result.train_loss > 0

@@ -2,38 +2,20 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import replace
 
 import pytest
 import torch
 
-from trainers.config import ModelConfig, TrainConfig
-from trainers.data import dataset_info, load_dataset
+from tests.trainers.conftest import MakeTrainer, restored_after, tiny_config
 from trainers.schedule import Breakpoint, DataStep, Piecewise, counts
 from trainers.selection import SampleView, Selection, planned_counts
 from trainers.train import Trainer
 
-TINY = ModelConfig(width=0.125)
 QUARTER = Piecewise(breakpoints=[Breakpoint(at=0.0, fraction=0.25)])
 
 
-def _config(**kw: object) -> TrainConfig:
-    base = dict(dataset="digits", epochs=4, batch_size=64, seed=3, model=TINY,
-                train_subset=400, test_subset=200, threads=1,
-                schedule=DataStep(d=0.25, e=0.5), experiment="E2")
-    base.update(kw)
-    return TrainConfig.model_validate(base)
 
-
-@pytest.fixture(scope="module")
-def digits() -> tuple:
-    return load_dataset("digits", None)
-
-
-def _trainer(config: TrainConfig, digits: tuple) -> Trainer:
-    torch.use_deterministic_algorithms(True)
-    return Trainer(config, digits[0], digits[1], dataset_info("digits"))
 
 
 class _Weighted:
@@ -52,8 +34,8 @@ def _params(trainer: Trainer) -> list[torch.Tensor]:
     return [p.detach().clone() for p in trainer.model.parameters()]
 
 
-def test_unit_weights_train_exactly_like_no_weights(digits: tuple) -> None:
-    plain, weighted = _trainer(_config(), digits), _trainer(_config(), digits)
+def test_unit_weights_train_exactly_like_no_weights(make_trainer: MakeTrainer) -> None:
+    plain, weighted = make_trainer(tiny_config()), make_trainer(tiny_config())
     weighted.selector = _Weighted(weighted.selector, 1.0)  # type: ignore[assignment]
     plain.run_epoch()
     weighted.run_epoch()
@@ -61,8 +43,8 @@ def test_unit_weights_train_exactly_like_no_weights(digits: tuple) -> None:
         assert torch.equal(a, b)
 
 
-def test_zero_weights_leave_the_parameters_unchanged(digits: tuple) -> None:
-    trainer = _trainer(_config(), digits)
+def test_zero_weights_leave_the_parameters_unchanged(make_trainer: MakeTrainer) -> None:
+    trainer = make_trainer(tiny_config())
     trainer.selector = _Weighted(trainer.selector, 0.0)  # type: ignore[assignment]
     before = _params(trainer)
     trainer.run_epoch()  # mean(0 * loss): zero gradients, Adam steps of 0
@@ -71,8 +53,8 @@ def test_zero_weights_leave_the_parameters_unchanged(digits: tuple) -> None:
     assert int(torch.isfinite(trainer.sample_loss).sum()) == 100  # losses still recorded
 
 
-def test_scoring_passes_are_counted_apart(digits: tuple) -> None:
-    trainer = _trainer(_config(), digits)
+def test_scoring_passes_are_counted_apart(make_trainer: MakeTrainer) -> None:
+    trainer = make_trainer(tiny_config())
     trainer.selector = _Weighted(trainer.selector, None, scoring=7)  # type: ignore[assignment]
     seen: list = []
     result = trainer.fit(seen.append)
@@ -84,9 +66,11 @@ def test_scoring_passes_are_counted_apart(digits: tuple) -> None:
 
 
 @pytest.mark.parametrize("name", ["loss_soft", "hardest", "easiest", "forgetting"])
-def test_informed_runs_count_exactly_and_score_for_free(name: str, digits: tuple) -> None:
-    config = _config(selection=name, schedule=QUARTER, experiment="quarter", anneal=0.5)
-    trainer = _trainer(config, digits)
+def test_informed_runs_count_exactly_and_score_for_free(
+    name: str, make_trainer: MakeTrainer
+) -> None:
+    config = tiny_config(selection=name, schedule=QUARTER, experiment="quarter", anneal=0.5)
+    trainer = make_trainer(config)
     seen: list = []
     result = trainer.fit(seen.append)
     expected = planned_counts(name, 0.5, counts(QUARTER, 400, 4), 400)
@@ -98,8 +82,8 @@ def test_informed_runs_count_exactly_and_score_for_free(name: str, digits: tuple
         assert [r.fraction for r in seen] == [0.25, 0.25, 1.0, 1.0]
 
 
-def test_per_sample_state_follows_the_visits(digits: tuple) -> None:
-    trainer = _trainer(_config(), digits)
+def test_per_sample_state_follows_the_visits(make_trainer: MakeTrainer) -> None:
+    trainer = make_trainer(tiny_config())
     batch = torch.tensor([5, 9])
     for hits, expected in [([True, False], [0, 0]), ([False, False], [1, 0]),
                            ([True, True], [1, 0]), ([False, True], [2, 0])]:
@@ -110,8 +94,8 @@ def test_per_sample_state_follows_the_visits(digits: tuple) -> None:
     assert int(trainer.forgettings.sum()) == 2 and int(trainer.sample_correct.sum()) == 1
 
 
-def test_training_records_correctness_and_forgetting(digits: tuple) -> None:
-    trainer = _trainer(_config(schedule=DataStep(d=1.0, e=0.5), experiment="full"), digits)
+def test_training_records_correctness_and_forgetting(make_trainer: MakeTrainer) -> None:
+    trainer = make_trainer(tiny_config(schedule=DataStep(d=1.0, e=0.5), experiment="full"))
     trainer.run_epoch()
     assert int(trainer.forgettings.sum()) == 0  # one visit: nothing to forget yet
     first = trainer.sample_correct.clone()
@@ -122,19 +106,12 @@ def test_training_records_correctness_and_forgetting(digits: tuple) -> None:
 
 
 @pytest.mark.parametrize("name", ["loss_soft", "forgetting"])
-def test_restored_informed_run_equals_uninterrupted(name: str, digits: tuple) -> None:
-    config = _config(selection=name, schedule=QUARTER, experiment="quarter", anneal=0.75)
-    full = _trainer(config, digits)
+def test_restored_informed_run_equals_uninterrupted(name: str, make_trainer: MakeTrainer) -> None:
+    config = tiny_config(selection=name, schedule=QUARTER, experiment="quarter", anneal=0.75)
+    full = make_trainer(config)
     full.fit()
 
-    first = _trainer(config, digits)
-    first.run_epoch()
-    first.run_epoch()
-    buf = io.BytesIO()
-    torch.save(first.state_dict(), buf)
-    buf.seek(0)
-    second = _trainer(config, digits)
-    second.load_state_dict(torch.load(buf, weights_only=True))
+    second = restored_after(make_trainer, config, epochs=2)
     result = second.fit()
 
     assert [r.samples for r in second.history] == [r.samples for r in full.history]
@@ -146,8 +123,8 @@ def test_restored_informed_run_equals_uninterrupted(name: str, digits: tuple) ->
     assert result.final_top1 == full.result().final_top1
 
 
-def test_checkpoint_from_before_informed_selection_loads(digits: tuple) -> None:
-    trainer = _trainer(_config(), digits)
+def test_checkpoint_from_before_informed_selection_loads(make_trainer: MakeTrainer) -> None:
+    trainer = make_trainer(tiny_config())
     trainer.run_epoch()
     state = trainer.state_dict()
     for key in ("sample_correct", "forgettings", "scoring_evaluations"):
@@ -156,7 +133,7 @@ def test_checkpoint_from_before_informed_selection_loads(digits: tuple) -> None:
                                        trainer.sample_loss)  # NaN meant never seen
     for row in state["history"]:
         del row["scoring_evaluations"]
-    restored = _trainer(_config(), digits)
+    restored = make_trainer(tiny_config())
     restored.load_state_dict(state)
     assert torch.equal(restored.sample_loss, trainer.sample_loss)  # NaN -> +inf
     assert restored.scoring_evaluations == 0 and restored.history[0].scoring_evaluations == 0

@@ -1,0 +1,215 @@
+"""The real services that tests and benchmarks start (an MLflow server, a Ray cluster) and
+the real MNIST they read.
+
+One module for both (the tests import ``tests.services``; the benchmarks too, through
+bench/harness.py putting the repo on ``sys.path``). Every server runs in its own
+process group and is always stopped: the context managers below end the whole group.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "MNIST_ROOT",
+    "QUIET_ENV",
+    "MlflowServer",
+    "RayCluster",
+    "free_port",
+    "mlflow_server_at",
+    "quiet_services",
+    "ray_cluster",
+    "ray_node_cmd",
+    "stop_group",
+    "wait_http",
+    "wait_nodes",
+]
+
+BIN = Path(sys.executable).parent
+
+MNIST_ROOT = Path(
+    os.environ.get("LESSDATA_MNIST") or os.environ.get("LESSDATA_BENCH_MNIST")
+    or Path(__file__).resolve().parents[2] / "shared" / "datasets"
+)
+"""A torchvision root holding MNIST/raw/ (plain or .gz): ``$LESSDATA_MNIST`` (or the
+benchmarks' older ``$LESSDATA_BENCH_MNIST``) if set, else ``shared/datasets`` beside the
+repo."""
+
+QUIET_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "RAY_AUTH_MODE": "disabled",
+}
+"""Services started here do not phone home, and a local Ray needs no token."""
+
+
+def quiet_services() -> None:
+    """Set ``QUIET_ENV`` in this process (where not set already), for what it starts."""
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None,
+              timeout_s: float = 90.0) -> None:
+    """Until ``url`` answers 200; fails at once if ``proc`` (the server) exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the server for {url} exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout_s} s")
+
+
+def _terminate_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, 15)
+
+
+def _reap_group(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+
+
+def stop_group(proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+    """SIGTERM the process group ``proc`` leads, SIGKILL it if it does not end in time."""
+    _terminate_group(proc)
+    _reap_group(proc, timeout_s)
+
+
+@dataclass
+class MlflowServer:
+    """A real ``mlflow server`` on 127.0.0.1 with a SQLite store under ``root``; it can be
+    stopped and started again on the same address and store (an outage)."""
+
+    uri: str
+    port: int
+    root: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, extra_env: dict[str, str] | None = None, app: str | None = None) -> None:
+        cmd = [
+            str(BIN / "mlflow"), "server",
+            "--backend-store-uri", f"sqlite:///{self.root}/mlflow.db",
+            "--artifacts-destination", str(self.root / "artifacts"),
+            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+        ]
+        if app:
+            cmd += ["--app-name", app]
+        # The server's job runner (MLflow 3's huey consumers: eight more processes) is off:
+        # lessdata runs no MLflow jobs, and on 2 cores they would only add load.
+        env = {**QUIET_ENV, **os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+               **(extra_env or {})}
+        self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_http(f"{self.uri}/health", self.proc)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_group(self.proc)
+        self.proc = None
+
+
+@contextmanager
+def mlflow_server_at(root: Path, extra_env: dict[str, str] | None = None,
+                     app: str | None = None) -> Iterator[MlflowServer]:
+    """A started ``MlflowServer`` with its store in ``root``, always stopped."""
+    port = free_port()
+    server = MlflowServer(f"http://127.0.0.1:{port}", port, root)
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        server.start(extra_env, app)
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class RayCluster:
+    address: str
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+
+def ray_node_cmd(head: bool, port: int, num_cpus: int, index: int,
+                 extra: list[str] | None = None) -> list[str]:
+    """`ray start --block` for one node; every node of a machine needs its own ports."""
+    ports = [free_port() for _ in range(7)]
+    workers = 20000 + (port % 40) * 1000 + index * 200  # a worker-port range per node
+    cmd = [
+        str(BIN / "ray"), "start", "--block", f"--num-cpus={num_cpus}", "--num-gpus=0",
+        f"--node-manager-port={ports[0]}", f"--object-manager-port={ports[1]}",
+        f"--min-worker-port={workers}", f"--max-worker-port={workers + 199}",
+        f"--dashboard-agent-listen-port={ports[2]}", f"--dashboard-agent-grpc-port={ports[3]}",
+        f"--runtime-env-agent-port={ports[4]}", f"--metrics-export-port={ports[5]}",
+        "--disable-usage-stats",
+    ]
+    if head:
+        cmd += ["--head", f"--port={port}", "--include-dashboard=false"]
+    else:
+        cmd += [f"--address=127.0.0.1:{port}"]
+    return cmd + (extra or [])
+
+
+def wait_nodes(address: str, count: int, env: dict[str, str], timeout_s: float = 90.0) -> None:
+    """Until ``count`` nodes of the cluster at ``address`` are alive."""
+    script = (
+        "import ray,sys; ray.init(address=sys.argv[1], logging_level='ERROR');"
+        "print(len([n for n in ray.nodes() if n['Alive']]))"
+    )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        out = subprocess.run([sys.executable, "-c", script, address], env=env,
+                             capture_output=True, text=True, timeout=60)
+        if out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == [str(count)]:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"Ray cluster at {address} did not reach {count} nodes")
+
+
+@contextmanager
+def ray_cluster(nodes: int = 1, cpus_per_node: int = 2, env: dict[str, str] | None = None,
+                head_extra: list[str] | None = None,
+                worker_extra: list[str] | None = None) -> Iterator[RayCluster]:
+    """A real Ray cluster of ``nodes`` nodes on this machine (`ray start --block` each, no
+    GPU), always stopped; yields once every node answers."""
+    port = free_port()
+    env = {**QUIET_ENV, **os.environ, **(env or {})}
+    cluster = RayCluster(f"127.0.0.1:{port}")
+    try:
+        for index in range(nodes):
+            if index:
+                time.sleep(1)  # the head first
+            cmd = ray_node_cmd(index == 0, port, cpus_per_node, index,
+                               head_extra if index == 0 else worker_extra)
+            cluster.procs.append(subprocess.Popen(
+                cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True))
+        wait_nodes(cluster.address, nodes, env)
+        yield cluster
+    finally:
+        for proc in reversed(cluster.procs):  # every node told first, then waited for
+            _terminate_group(proc)
+        for proc in cluster.procs:
+            _reap_group(proc, timeout_s=20)
