@@ -30,8 +30,8 @@ def warm_up(trainer: Trainer, steps: int = 3, emissions: bool = True) -> float:
     """Run ``steps`` throwaway training steps and a test batch; the seconds it took."""
     start = time.perf_counter()
     cfg = trainer.config
-    with torch.random.fork_rng(devices=[trainer.device] if trainer.device.type == "cuda"
-                               else []):
+    devices = [trainer.device] if trainer.device.type == "cuda" else []
+    with trainer.flags(), torch.random.fork_rng(devices=devices):
         model = copy.deepcopy(trainer.model).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         gen = torch.Generator().manual_seed(0)  # not the run's: nothing of the run is drawn
