@@ -8,7 +8,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench browser clean
 
 install: $(STAMP)
 
@@ -31,6 +31,24 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# Headless Chromium and its driver from Debian for tests/ui (nothing is downloaded by the
+# tests themselves). Fast when both are there; without apt or root it says so and returns 0,
+# and the browser test skips with that reason.
+BROWSER_PKGS := chromium chromium-driver fonts-liberation
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+	    chromium --version; \
+	elif ! command -v apt-get >/dev/null; then \
+	    echo "make browser: no apt-get here; the browser test will skip"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+	    echo "make browser: apt-get needs root; the browser test will skip"; \
+	else \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends $(BROWSER_PKGS) \
+	          >/dev/null && chromium --version; } \
+	    || echo "make browser: apt-get failed; the browser test will skip"; \
+	fi
 
 clean:
 	rm -rf runs mlruns.db .pytest_cache

@@ -2,10 +2,18 @@
 
 ``trial_table`` reads every finished trial of a grid into one row per run;
 ``experiment_table`` reduces it to the paper's comparison (mean, std and 95% CI over
-seeds, change vs the Benchmark, Welch's t-test and Hedges' g on top-1) and, for every
-experiment X with budget-matched twins ``X-uniform`` / ``X-short`` in the table
-(``orchestrator.baselines``), the same test and effect size of X vs each twin. Reports
-and plots (``orchestrator/report.py``) read only these two tables.
+seeds, change vs the Benchmark) and the statistics of ``orchestrator.statistics`` on
+top-1, paired by seed: the paired t-test vs the Benchmark (Wilcoxon beside it from 6
+pairs), Holm-adjusted over the report, the TOST equivalence test at ``margin`` points,
+and the smallest difference the grid can detect; for every experiment X with
+budget-matched twins ``X-uniform`` / ``X-short`` in the table (``orchestrator.baselines``),
+the paired test and effect size of X vs each twin. Reports and plots
+(``orchestrator/report.py``, ``orchestrator/figures.py``) read only these two tables.
+
+Units: top-1 means and stds are fractions (0-1) like the metrics; ``top1_delta``,
+``ci95_low`` / ``ci95_high`` (clipped to [0, 100]), ``margin`` and ``mde`` are in
+accuracy points (percent). Below ``MIN_SEEDS`` (3) seeds paired with the Benchmark an
+experiment's p-values and equivalence are NaN / NA and ``can_claim`` is False.
 
 Evaluations compared across experiments (``evaluations_pct``) include the forward passes
 a selection strategy made to score samples (``scoring_evaluations``), each counted as one
@@ -16,18 +24,30 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from trainers.errors import TrackingError
+from orchestrator.statistics import (
+    ALPHA,
+    MIN_SEEDS,
+    detectable_difference,
+    holm,
+    mean_ci95,
+    paired_t_p,
+    seeds_needed,
+    tost_p,
+    wilcoxon_p,
+)
+from trainers.errors import ConfigError, TrackingError
 
 __all__ = [
+    "DEFAULT_MARGIN",
     "EXPERIMENT_COLUMNS",
     "TRIAL_COLUMNS",
+    "claim_note",
     "experiment_order",
     "experiment_table",
     "hardware_warning",
@@ -55,7 +75,9 @@ TRIAL_COLUMNS = (*TAG_COLUMNS, "run_id", "epochs", "train_size", *METRIC_COLUMNS
 EXPERIMENT_COLUMNS = (
     "experiment", "method", "schedule", "dataset", "epochs", "n",
     "evaluations", "scoring_evaluations", "evaluations_pct",
-    "top1_mean", "top1_std", "top1_ci95", "top1_delta", "p_value", "effect_size",
+    "top1_mean", "top1_std", "ci95_low", "ci95_high", "top1_delta",
+    "n_paired", "can_claim", "p_paired", "p_wilcoxon", "p_holm", "effect_size",
+    "margin", "tost_p", "equivalent", "mde", "seeds_needed",
     "delta_vs_uniform", "p_vs_uniform", "effect_vs_uniform",
     "delta_vs_short", "p_vs_short", "effect_vs_short",
     "final_top1_mean", "final_top1_std",
@@ -73,6 +95,7 @@ _MEANS = {
     "emissions_estimate_kg_mean": ("emissions_estimate_kg", "emissions_estimate_change_pct"),
 }
 TWINS = ("uniform", "short")  # X-uniform, X-short: budget-matched baselines of X
+DEFAULT_MARGIN = 0.1  # equivalence margin, accuracy points: MNIST-like data
 
 
 # -- reading MLflow ------------------------------------------------------------------------
@@ -142,29 +165,36 @@ def experiment_order(name: str) -> tuple[int, int, str]:
     return (2, 0, name.lower())
 
 
-def experiment_table(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per experiment: means over seeds, spread, and the change vs the Benchmark."""
+def experiment_table(trials: pd.DataFrame, margin: float = DEFAULT_MARGIN) -> pd.DataFrame:
+    """Per experiment: means over seeds, spread, and the paired comparison vs the Benchmark.
+
+    ``margin`` is the equivalence margin in accuracy points (0.1 = 0.1 percentage points).
+    """
+    if not (math.isfinite(margin) and margin > 0):
+        raise ConfigError(f"the equivalence margin must be a positive number of points: "
+                          f"{margin=}")
     groups = {name: group for name, group in trials.groupby("experiment", sort=False)}
     names = sorted(groups, key=experiment_order)
     rows = [_summarise(name, groups[name]) for name in names]
     bench_rows = [r for r in rows if r["experiment"] == BENCHMARK]
     if bench_rows:
-        bench_top1 = groups[BENCHMARK]["best_top1"].to_numpy(float)
         for row in rows:
-            _compare(row, bench_rows[0], groups[row["experiment"]]["best_top1"].to_numpy(float),
-                     bench_top1)
+            _compare(row, bench_rows[0], groups[row["experiment"]], groups[BENCHMARK], margin)
+        _adjust_and_power(rows, groups, margin)
     for row in rows:
         _compare_twins(row, groups)
     table = pd.DataFrame(rows, columns=list(EXPERIMENT_COLUMNS))
-    text = ["experiment", "method", "schedule", "dataset", "epochs", "n"]
-    return table.astype({c: float for c in EXPERIMENT_COLUMNS if c not in text})
+    text = ["experiment", "method", "schedule", "dataset", "epochs", "n", "n_paired",
+            "can_claim", "equivalent"]
+    return table.astype({"n_paired": int, "can_claim": bool, "equivalent": "boolean",
+                         **{c: float for c in EXPERIMENT_COLUMNS if c not in text}})
 
 
 def _summarise(name: str, group: pd.DataFrame) -> dict[str, Any]:
     top1 = group["best_top1"].to_numpy(float)
     n = len(top1)
-    std = _std(top1)
     epochs = group["epochs"].dropna()
+    ci95_low, ci95_high = mean_ci95(100 * top1)
     row: dict[str, Any] = dict.fromkeys(EXPERIMENT_COLUMNS, math.nan)
     row.update(
         experiment=name,
@@ -173,12 +203,16 @@ def _summarise(name: str, group: pd.DataFrame) -> dict[str, Any]:
         dataset=", ".join(sorted(group["dataset"].dropna().astype(str).unique())),
         epochs=int(epochs.max()) if len(epochs) else None,
         n=n,
+        n_paired=0,
+        can_claim=False,
+        equivalent=None,
         evaluations=float(group["evaluations"].mean()),
         scoring_evaluations=(float(group["scoring_evaluations"].fillna(0.0).mean())
                              if "scoring_evaluations" in group else 0.0),
         top1_mean=float(top1.mean()),
-        top1_std=std,
-        top1_ci95=_ci95(std, n),
+        top1_std=_std(top1),
+        ci95_low=ci95_low,
+        ci95_high=ci95_high,
         final_top1_mean=float(group["final_top1"].mean()),
         final_top1_std=_std(group["final_top1"].dropna().to_numpy(float)),
     )
@@ -187,16 +221,61 @@ def _summarise(name: str, group: pd.DataFrame) -> dict[str, Any]:
     return row
 
 
-def _compare(row: dict[str, Any], bench: dict[str, Any], top1: np.ndarray,
-             bench_top1: np.ndarray) -> None:
+def _paired(group: pd.DataFrame, other: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Best top-1 of the seeds both groups have, aligned by seed (sorted)."""
+    a = group.groupby("seed")["best_top1"].mean()
+    b = other.groupby("seed")["best_top1"].mean()
+    seeds = a.index.intersection(b.index).sort_values()
+    return a.loc[seeds].to_numpy(float), b.loc[seeds].to_numpy(float)
+
+
+def _compare(row: dict[str, Any], bench: dict[str, Any], group: pd.DataFrame,
+             bench_group: pd.DataFrame, margin: float) -> None:
     row["evaluations_pct"] = _ratio_pct(_cost(row), _cost(bench))
     row["top1_delta"] = 100.0 * (row["top1_mean"] - bench["top1_mean"])
     for column, (_, change) in _MEANS.items():
         if change is not None:
             row[change] = _ratio_pct(row[column], bench[column]) - 100.0
-    if row["experiment"] != BENCHMARK:
-        row["p_value"] = _welch_p(top1, bench_top1)
-        row["effect_size"] = _hedges_g(top1, bench_top1)
+    top1, bench_top1 = _paired(group, bench_group)
+    row["n_paired"] = len(top1)
+    row["can_claim"] = len(top1) >= MIN_SEEDS
+    row["margin"] = margin
+    if row["experiment"] == BENCHMARK:
+        return
+    row["effect_size"] = _hedges_g(group["best_top1"].to_numpy(float),
+                                   bench_group["best_top1"].to_numpy(float))  # descriptive
+    if not row["can_claim"]:
+        return
+    row["p_paired"] = paired_t_p(top1, bench_top1)
+    row["p_wilcoxon"] = wilcoxon_p(top1, bench_top1)
+    row["tost_p"] = tost_p(100 * top1, 100 * bench_top1, margin)  # points, like the margin
+    row["equivalent"] = bool(row["tost_p"] < ALPHA)
+
+
+def _adjust_and_power(rows: list[dict[str, Any]], groups: dict[str, pd.DataFrame],
+                      margin: float) -> None:
+    """Holm over this report's paired p-values; power from the grid's pooled paired spread.
+
+    The spread is the standard deviation of the per-seed differences from the Benchmark,
+    pooled over every experiment with 2 or more seeds paired (each weighs by its degrees of
+    freedom): with 2 seeds per experiment one experiment alone has a single degree of
+    freedom, the grid has many.
+    """
+    for row, p in zip(rows, holm([r["p_paired"] for r in rows]), strict=True):
+        row["p_holm"] = p
+    squares, dof = 0.0, 0
+    for row in rows:
+        if row["experiment"] == BENCHMARK or row["n_paired"] < 2:
+            continue
+        top1, bench_top1 = _paired(groups[row["experiment"]], groups[BENCHMARK])
+        diff = 100 * (top1 - bench_top1)  # points
+        squares += float(np.sum((diff - diff.mean()) ** 2))
+        dof += len(diff) - 1
+    spread = math.sqrt(squares / dof) if dof else math.nan
+    for row in rows:
+        if row["experiment"] != BENCHMARK:
+            row["mde"] = detectable_difference(spread, row["n_paired"])
+            row["seeds_needed"] = seeds_needed(margin, spread)
 
 
 def _cost(row: dict[str, Any]) -> float:
@@ -205,15 +284,23 @@ def _cost(row: dict[str, Any]) -> float:
 
 
 def _compare_twins(row: dict[str, Any], groups: dict[str, pd.DataFrame]) -> None:
-    """X vs X-uniform and X-short: Δ top-1 (points), Welch's p and Hedges' g, where present."""
-    top1 = groups[row["experiment"]]["best_top1"].to_numpy(float)
+    """X vs X-uniform and X-short: Δ top-1 (points), paired p and Hedges' g, where present.
+
+    The twins run X's seeds (the same initial weights), so they pair by seed like the
+    Benchmark comparison; the p-value needs ``MIN_SEEDS`` pairs. Not Holm-adjusted: each
+    twin comparison answers its own question about X, not one of the report's family.
+    """
+    group = groups[row["experiment"]]
+    top1 = group["best_top1"].to_numpy(float)
     for kind in TWINS:
         twin = groups.get(f"{row['experiment']}-{kind}")
         if twin is None:
             continue
         twin_top1 = twin["best_top1"].to_numpy(float)
         row[f"delta_vs_{kind}"] = 100.0 * (float(top1.mean()) - float(twin_top1.mean()))
-        row[f"p_vs_{kind}"] = _welch_p(top1, twin_top1)
+        paired, twin_paired = _paired(group, twin)
+        if len(paired) >= MIN_SEEDS:
+            row[f"p_vs_{kind}"] = paired_t_p(paired, twin_paired)
         row[f"effect_vs_{kind}"] = _hedges_g(top1, twin_top1)
 
 
@@ -222,27 +309,9 @@ def _std(values: np.ndarray) -> float:
     return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def _ci95(std: float, n: int) -> float:
-    """Half-width of the t-based 95% confidence interval of the mean; NaN below 2 seeds."""
-    from scipy import stats
-
-    return float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n >= 2 else math.nan
-
-
 def _ratio_pct(value: float, reference: float) -> float:
     ok = math.isfinite(value) and math.isfinite(reference) and reference != 0
     return 100.0 * value / reference if ok else math.nan
-
-
-def _welch_p(a: np.ndarray, b: np.ndarray) -> float:
-    """Welch's t-test p-value; NaN when either side has fewer than 2 seeds."""
-    from scipy import stats
-
-    if len(a) < 2 or len(b) < 2:
-        return math.nan
-    with warnings.catch_warnings():  # zero variance on both sides: scipy warns, returns NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
 def _hedges_g(a: np.ndarray, b: np.ndarray) -> float:
@@ -258,6 +327,42 @@ def _hedges_g(a: np.ndarray, b: np.ndarray) -> float:
     if pooled == 0:
         return math.nan
     return (float(a.mean()) - float(b.mean())) / pooled * (1.0 - 3.0 / (4.0 * dof - 1.0))
+
+
+def claim_note(table: pd.DataFrame) -> str | None:
+    """One line on what this grid's statistics can claim; None without comparisons.
+
+    Where some experiment has fewer than ``MIN_SEEDS`` seeds paired with the Benchmark,
+    it starts by saying that no claim can be made for it, with the smallest difference
+    the grid could detect and the seeds a difference of the margin's size needs (both at
+    the grid's measured spread). Then it names the test, the Holm family and the margin.
+    """
+    compared = table[(table["experiment"] != BENCHMARK) & table["margin"].notna()]
+    if compared.empty:
+        return None
+    margin = float(compared["margin"].iloc[0])
+    tested = int(compared["p_holm"].notna().sum())
+    parts = []
+    short = compared[~compared["can_claim"].astype(bool)]
+    if len(short):
+        names = list(short["experiment"])
+        which = ", ".join(names) if len(names) <= 4 else f"{len(names)} experiments"
+        seeds = "/".join(str(v) for v in sorted(set(short["n_paired"].astype(int))))
+        parts.append(f"no claim can be made for {which}: {seeds} seed(s) paired with the "
+                     f"Benchmark, at least {MIN_SEEDS} needed")
+        mde, needed = float(short["mde"].max()), float(short["seeds_needed"].max())
+        if math.isfinite(mde):
+            parts.append(f"at this grid's spread the smallest difference they could detect "
+                         f"is {mde:.3g} points")
+        if math.isfinite(needed):
+            parts.append(f"a difference of {margin:g} points needs {needed:.0f} seeds")
+    if tested:
+        parts.append(f"paired t-test vs Benchmark by seed, Holm-adjusted over {tested} "
+                     f"comparisons; equivalent: TOST p < {ALPHA:g} at ±{margin:g} points")
+        mde = float(compared.loc[compared["can_claim"].astype(bool), "mde"].max())
+        if not len(short) and math.isfinite(mde):
+            parts.append(f"smallest difference detectable: {mde:.3g} points")
+    return "; ".join(parts) or None
 
 
 def pareto_mask(cost: Sequence[float], gain: Sequence[float]) -> list[bool]:

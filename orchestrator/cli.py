@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_schedules(args: argparse.Namespace) -> int:
-    from orchestrator.listing import schedule_rows
+    from orchestrator.listing import FRACTIONS_CAP, schedule_rows
+    from trainers.experiments import SELECTION_NOTE, SOURCE_LEGEND
 
     rows = schedule_rows(args.epochs, args.train_size)
     if args.json:
@@ -87,11 +88,20 @@ def _cmd_schedules(args: argparse.Namespace) -> int:
         return 0
     for row in rows:
         params = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "-"
+        same = f"  same schedule as {row['same_as']}" if row["same_as"] else ""
         print(
-            f"{row['experiment']:<10} {row['method']:<15} {params:<16} "
+            f"{row['experiment']:<10} {row['method']:<15} {params:<16} {row['source']:<6} "
             f"evaluations={row['evaluations']:>12,} "
-            f"({row['relative_evaluations']:.4f} of Benchmark)"
+            f"({row['relative_evaluations']:.4f} of Benchmark){same}"
         )
+    print(SOURCE_LEGEND)
+    print(SELECTION_NOTE)
+    if any(row["same_as"] for row in rows):
+        print(f"same schedule: the same per-epoch counts at E = {args.epochs}, "
+              f"N = {args.train_size}, so the same training for a given seed and recipe")
+    if args.epochs > FRACTIONS_CAP:
+        print(f"--json lists the per-epoch fractions of the first {FRACTIONS_CAP:,} "
+              f"of {args.epochs:,} epochs (fractions_listed); totals cover every epoch")
     return 0
 
 

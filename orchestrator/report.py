@@ -15,15 +15,15 @@ import numpy as np
 import pandas as pd
 
 from orchestrator.aggregate import (
+    DEFAULT_MARGIN,
+    claim_note,
     experiment_table,
     hardware_warning,
-    pareto_mask,
     trial_table,
 )
 from trainers.errors import TrackingError
 
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
     from pydantic import TypeAdapter
     from rich.console import Console
 
@@ -34,8 +34,9 @@ __all__ = ["log_report", "make_report", "render", "report_rows", "schedule_summa
 
 DASH = "—"
 NOTE = ("top-1: best epoch, mean ± sample std over seeds; Δ: percentage points vs Benchmark; "
-        "p: Welch's t-test vs Benchmark; changes: vs Benchmark's mean")
-TWIN_NOTE = ("; vs uniform / vs short: Δ top-1 (pp) and Welch's p of X vs its budget-matched "
+        "p: paired t-test vs Benchmark by seed, Holm-adjusted; equivalent: TOST at the margin; "
+        "changes: vs Benchmark's mean")
+TWIN_NOTE = ("; vs uniform / vs short: Δ top-1 (pp) and paired p of X vs its budget-matched "
              "twins X-uniform (constant fraction) and X-short (all data, fewer epochs)")
 
 
@@ -123,6 +124,18 @@ def _vs_twin(row: dict[str, Any], kind: str) -> str:
     return f"{float(delta):+.3f} (p {_num(row.get(f'p_vs_{kind}'), '.3g')})"
 
 
+def _equivalent(row: dict[str, Any]) -> str:
+    """'yes (p 0.012)' / 'no (p 0.34)' from the TOST; a dash where there is no test."""
+    if row.get("equivalent") is None or row.get("equivalent") is pd.NA:
+        return DASH
+    return f"{'yes' if row['equivalent'] else 'no'} (p {_num(row['tost_p'], '.3g')})"
+
+
+def _caption(table: pd.DataFrame, twins: bool) -> str:
+    note = claim_note(table)
+    return NOTE + (TWIN_NOTE if twins else "") + (f"\n{note}" if note else "")
+
+
 def _cells(row: dict[str, Any], twins: bool = False) -> dict[str, str]:
     """One experiment's display strings; the terminal and the Markdown table share them."""
     evaluations = _num(row["evaluations"], ",.0f")
@@ -138,7 +151,8 @@ def _cells(row: dict[str, Any], twins: bool = False) -> dict[str, str]:
         "Evaluations (% of B)": evaluations,
         "Top-1 % (n)": top1,
         "Δ pp": _num(row["top1_delta"], "+.3f"),
-        "p": _num(row["p_value"], ".3g"),
+        "p Holm": _num(row["p_holm"], ".3g"),
+        "Equivalent": _equivalent(row),
         **({"vs uniform": _vs_twin(row, "uniform"), "vs short": _vs_twin(row, "short")}
            if twins else {}),
         "Runtime s": _with_change(row["runtime_s_mean"], row["runtime_change_pct"], ".1f"),
@@ -156,7 +170,7 @@ def render(table: pd.DataFrame, console: Console) -> None:
         return
     twins = _has_twins(table)
     cells = [_cells(row, twins) for row in table.to_dict("records")]
-    out = Table(caption=NOTE + (TWIN_NOTE if twins else ""), caption_justify="left")
+    out = Table(caption=_caption(table, twins), caption_justify="left")
     for i, header in enumerate(cells[0]):
         out.add_column(header, justify="left" if i < 2 else "right", no_wrap=i != 1)
     for row in cells:
@@ -175,89 +189,28 @@ def markdown(table: pd.DataFrame) -> str:
              "|" + "|".join("---" if i < 2 else "---:" for i in range(len(headers))) + "|"]
     lines += ["| " + " | ".join(v.replace("|", "\\|") for v in row.values()) + " |"
               for row in cells]
-    return "\n".join(lines) + f"\n\n{NOTE}{TWIN_NOTE if twins else ''}\n"
+    return "\n".join(lines) + f"\n\n{_caption(table, twins)}\n"
 
 
-# -- files and plots -----------------------------------------------------------------------
+# -- files ---------------------------------------------------------------------------------
 
 
-def write_outputs(trials: pd.DataFrame, table: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """report.csv, trials.csv, report.md and three PNG plots under ``out_dir``."""
-    import matplotlib
+def write_outputs(trials: pd.DataFrame, table: pd.DataFrame, out_dir: Path,
+                  epochs: pd.DataFrame | None = None) -> list[Path]:
+    """report.csv, trials.csv, report.md and the figures (``orchestrator.figures``).
 
-    matplotlib.use("Agg")
+    ``epochs``, a per-epoch table (``figures.EPOCH_COLUMNS``), adds the accuracy-per-epoch
+    figure.
+    """
+    from orchestrator.figures import write_figures
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / name for name in ("report.csv", "trials.csv", "report.md",
-                                         "accuracy_vs_evaluations.png",
-                                         "accuracy_vs_energy.png", "schedules.png")]
+    paths = [out_dir / name for name in ("report.csv", "trials.csv", "report.md")]
     table.to_csv(paths[0], index=False)
     trials.to_csv(paths[1], index=False)
     paths[2].write_text(markdown(table))
-    relative = table["evaluations_pct"].notna().any()
-    x, label = (("evaluations_pct", "evaluations (% of Benchmark)") if relative
-                else ("evaluations", "evaluations (images trained on)"))
-    _plot_accuracy(table, x, label, paths[3])
-    _plot_accuracy(table, "energy_kwh_mean", "energy (kWh, mean over seeds)", paths[4])
-    _plot_schedules(table, paths[5])
-    return paths
-
-
-def _figure() -> tuple[Any, Axes]:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 5.5))  # no pyplot: no global figure state
-    return fig, fig.add_subplot()
-
-
-def _plot_accuracy(table: pd.DataFrame, x_col: str, x_label: str, path: Path) -> None:
-    """Mean top-1 with 95% CI bars vs a cost; the Pareto front (cheaper and better) marked."""
-    fig, ax = _figure()
-    data = table[np.isfinite(table[x_col].astype(float)) & np.isfinite(table["top1_mean"])]
-    x = data[x_col].to_numpy(float)
-    y = 100 * data["top1_mean"].to_numpy(float)
-    err = 100 * np.nan_to_num(data["top1_ci95"].to_numpy(float))
-    if len(data):
-        ax.errorbar(x, y, yerr=err, fmt="o", capsize=3, label="mean top-1 (95% CI)")
-        front = np.array(pareto_mask(list(x), list(y)))
-        order = np.argsort(x[front])
-        ax.plot(x[front][order], y[front][order], "--s", mfc="none", ms=11, color="tab:red",
-                label="Pareto front")
-        for name, xi, yi in zip(data["experiment"], x, y, strict=True):
-            ax.annotate(str(name), (xi, yi), xytext=(5, 5), textcoords="offset points",
-                        fontsize=8)
-        ax.legend(loc="lower right")
-    else:
-        ax.text(0.5, 0.5, f"no data for {x_label}", transform=ax.transAxes, ha="center")
-    ax.set(xlabel=x_label, ylabel="top-1 accuracy (%, best epoch)",
-           title=f"accuracy vs {x_label.split(' (')[0]}")
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-
-
-def _plot_schedules(table: pd.DataFrame, path: Path) -> None:
-    """The per-epoch training fraction of every experiment in the table."""
-    from matplotlib.ticker import MaxNLocator
-
-    from trainers.schedule import fractions
-
-    fig, ax = _figure()
-    for row in table.to_dict("records"):
-        epochs = row["epochs"]
-        if not _finite(epochs) or epochs < 1:
-            continue
-        schedule = _adapter().validate_json(row["schedule"])
-        values = [100 * f for f in fractions(schedule, int(epochs))]
-        ax.plot(range(1, int(epochs) + 1), values, drawstyle="steps-mid", marker=".",
-                label=f"{row['experiment']} ({schedule_summary(row['schedule'])})")
-    if ax.lines:  # outside the axes: staircases cover most of the plot
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="epoch", ylabel="training data used (%)", ylim=(0, 105),
-           title="data schedules")
-    ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return paths + write_figures(table, out_dir, epochs)
 
 
 # -- MLflow --------------------------------------------------------------------------------
@@ -290,11 +243,15 @@ def log_report(tracking_uri: str, grid: str, paths: list[Path]) -> str:
     return run_id
 
 
-def make_report(tracking_uri: str, grid: str, out_dir: Path | None
+def make_report(tracking_uri: str, grid: str, out_dir: Path | None,
+                margin: float = DEFAULT_MARGIN
                 ) -> tuple[pd.DataFrame, list[dict[str, Any]], str | None]:
-    """Both tables from MLflow; with ``out_dir``, the files written and logged to MLflow."""
+    """Both tables from MLflow; with ``out_dir``, the files written and logged to MLflow.
+
+    ``margin``: the equivalence margin in accuracy points (``experiment_table``).
+    """
     trials = trial_table(tracking_uri, grid)
-    table = experiment_table(trials)
+    table = experiment_table(trials, margin=margin)
     if out_dir is not None:
         log_report(tracking_uri, grid, write_outputs(trials, table, Path(out_dir)))
     return table, report_rows(table), hardware_warning(trials)

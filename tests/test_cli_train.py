@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,43 @@ from trainers.schedule import evaluations
 def test_schedules_json_lists_every_experiment(tmp_path: Path) -> None:
     out = run_cli("schedules", "--epochs", "300", "--train-size", "60000", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    rows = json.loads(out.stdout)
-    assert [r["experiment"] for r in rows] == list(EXPERIMENTS)
-    e3 = next(r for r in rows if r["experiment"] == "E3")
+    rows = {r["experiment"]: r for r in json.loads(out.stdout)}
+    assert list(rows) == list(EXPERIMENTS)
+    e3 = rows["E3"]
     assert e3["method"] == "data_step" and e3["params"] == {"d": 0.25, "e": 0.75}
-    assert len(e3["fractions"]) == 300 and e3["evaluations"] == 7_875_000
+    assert len(e3["fractions"]) == e3["fractions_listed"] == 300
+    assert e3["evaluations"] == 7_875_000
+    assert rows["E10"]["evaluations"] == 11_227_500  # fewer than E2, as the paper says
+    assert rows["E2"]["evaluations"] == 11_250_000
+    # Benchmark and E1-E9 are the paper's, E10-E20 our reading
+    assert [r["source"] for r in rows.values()] == ["paper"] * 10 + ["ours"] * 11
+    assert rows["E13"]["same_as"] == "E5"
+    assert [name for name, r in rows.items() if r["same_as"]] == ["E13"]
+
+
+def test_schedules_text_marks_our_readings(tmp_path: Path) -> None:
+    out = run_cli("schedules", "--epochs", "300", "--train-size", "60000", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    by_name = {line.split()[0]: line for line in lines[:21]}
+    assert " paper " in by_name["E9"] and " ours " in by_name["E10"]
+    assert "11,227,500" in by_name["E10"] and "same schedule as E5" in by_name["E13"]
+    legend = [line for line in lines if line.startswith("source:")]
+    assert len(legend) == 1 and "ours" in legend[0] and "E10-E12" in legend[0]
+    assert any("'fixed'" in line and "our reading" in line for line in lines)
+
+
+def test_schedules_answer_fast_for_a_billion_epochs(tmp_path: Path) -> None:
+    # Totals from runs of equal counts, fractions listed only up to a cap (and said so).
+    start = time.monotonic()
+    out = run_cli("schedules", "--epochs", "1000000000", "--json", cwd=tmp_path, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert time.monotonic() - start < 30  # a per-epoch loop would take hours
+    rows = {r["experiment"]: r for r in json.loads(out.stdout)}
+    assert rows["E3"]["evaluations"] == 60_000 * 437_500_000
+    assert rows["E10"]["fractions_listed"] == len(rows["E10"]["fractions"]) == 1000
+    text = run_cli("schedules", "--epochs", "1000000000", cwd=tmp_path, timeout=60)
+    assert "first 1,000 of 1,000,000,000 epochs" in text.stdout
 
 
 @pytest.mark.parametrize(

@@ -21,10 +21,12 @@ __all__ = [
     "TrainConfig",
 ]
 
-DATASETS = ("mnist", "cifar10", "smallnorb", "digits")
+DATASETS = ("mnist", "cifar10", "smallnorb", "digits", "fashionmnist", "kmnist", "cifar100", "svhn")
 SELECTIONS = ("fixed", "per_epoch", "stratified", "loss_soft", "hardest", "easiest", "forgetting")
 
-DatasetName = Literal["mnist", "cifar10", "smallnorb", "digits"]
+DatasetName = Literal[
+    "mnist", "cifar10", "smallnorb", "digits", "fashionmnist", "kmnist", "cifar100", "svhn"
+]
 SelectionName = Literal[
     "fixed", "per_epoch", "stratified", "loss_soft", "hardest", "easiest", "forgetting"
 ]

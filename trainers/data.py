@@ -2,8 +2,10 @@
 
 A dataset is loaded once per trial (on the driver or a worker, whichever calls
 ``load_dataset``) and moved whole to the trial's device; batches are index gathers on it.
-File formats and their checks live in ``trainers.mnist``, ``trainers.cifar`` and
-``trainers.smallnorb``; ``digits`` is scikit-learn's embedded 8x8 set and needs no files.
+File formats and their checks live in ``trainers.mnist``, ``trainers.cifar``,
+``trainers.smallnorb``, ``trainers.torchvision_sets`` (FashionMNIST, KMNIST, CIFAR-100) and
+``trainers.svhn``, the last two in torchvision's layouts; ``digits`` is scikit-learn's
+embedded 8x8 set and needs no files.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from trainers import cifar, mnist, smallnorb
+from trainers import cifar, mnist, smallnorb, svhn, torchvision_sets
 from trainers.errors import ConfigError
 
 if TYPE_CHECKING:  # imported where tensors are made: the driver only checks files
@@ -92,6 +94,10 @@ _INFOS = {
     "cifar10": DatasetInfo("cifar10", 10, 3, 32, 32, 50_000, 10_000),
     "smallnorb": DatasetInfo("smallnorb", 5, 1, smallnorb.STORED_SIZE, 32, 24_300, 24_300),
     "digits": DatasetInfo("digits", 10, 1, 28, 28, 1_437, 360),
+    "fashionmnist": DatasetInfo("fashionmnist", 10, 1, 28, 28, 60_000, 10_000),
+    "kmnist": DatasetInfo("kmnist", 10, 1, 28, 28, 60_000, 10_000),
+    "cifar100": DatasetInfo("cifar100", 100, 3, 32, 32, 50_000, 10_000),
+    "svhn": DatasetInfo("svhn", 10, 3, 32, 32, 73_257, 26_032),
 }
 
 
@@ -116,6 +122,15 @@ _FILES = {
         smallnorb.download_smallnorb,
         smallnorb.load_smallnorb,
     ),
+    **{
+        name: _Files(files.check, files.present, files.download, files.load)
+        for name, files in (
+            ("fashionmnist", torchvision_sets.FASHION_MNIST),
+            ("kmnist", torchvision_sets.KMNIST),
+            ("cifar100", torchvision_sets.CIFAR100),
+            ("svhn", svhn.SVHN),
+        )
+    },
 }
 
 

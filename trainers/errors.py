@@ -6,7 +6,14 @@ Every error a user can cause (bad config, missing data, unreachable server) is a
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "LessdataError", "TrackingError", "ClusterError"]
+__all__ = [
+    "BusyError",
+    "ClusterError",
+    "ConfigError",
+    "DataError",
+    "LessdataError",
+    "TrackingError",
+]
 
 
 class LessdataError(Exception):
@@ -27,3 +34,7 @@ class TrackingError(LessdataError):
 
 class ClusterError(LessdataError):
     """The Ray cluster cannot run the request (unreachable, too few resources)."""
+
+
+class BusyError(LessdataError):
+    """Another live driver is running the same grid (its lease has not expired)."""

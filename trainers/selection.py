@@ -9,7 +9,7 @@ itself. All randomness comes from generators derived from the run seed (``traine
 
 Random strategies (ignore the view):
 
-- ``fixed`` (the paper's reading): one seeded permutation; epoch t trains on its first
+- ``fixed`` (our reading of the paper's random selection; the default): one seeded permutation; epoch t trains on its first
   ``count`` entries, so subsets are nested and data once introduced stays.
 - ``per_epoch``: a fresh random subset every epoch ("repeated random sampling").
 - ``stratified``: like ``fixed`` but class-balanced: every prefix of its order holds each

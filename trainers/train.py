@@ -42,6 +42,13 @@ class EpochResult:
 
     ``scoring_evaluations`` (cumulative) counts the forward passes a selection strategy
     made to score samples, apart from training; its time is inside ``epoch_s``.
+
+    Times, each apart: ``train_s`` is the training work only (the batches' augmentation,
+    forward, backward and optimizer steps), ``eval_s`` the test pass, ``select_s`` the
+    selection stage, ``epoch_s`` all of the epoch; ``train_cpu_s`` is the CPU time the
+    process spent in the training work (other jobs on a shared machine inflate it far less
+    than wall time) and, on a GPU, ``train_gpu_s`` the CUDA-event time of the training
+    steps (0 on CPU).
     """
 
     epoch: int
@@ -54,7 +61,12 @@ class EpochResult:
     test_top1: float
     lr: float
     epoch_s: float
-    scoring_evaluations: int = 0  # last, with a default: histories of older checkpoints
+    scoring_evaluations: int = 0  # with defaults: histories of older checkpoints
+    train_s: float = 0.0
+    eval_s: float = 0.0
+    select_s: float = 0.0
+    train_cpu_s: float = 0.0
+    train_gpu_s: float = 0.0
 
     def metrics(self) -> dict[str, float]:
         return {k: float(v) for k, v in asdict(self).items() if k != "epoch"}
@@ -62,7 +74,7 @@ class EpochResult:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """A finished (or stopped) run."""
+    """A finished (or stopped) run; times are sums over its epochs (see ``EpochResult``)."""
 
     epochs: int
     best_top1: float
@@ -71,6 +83,10 @@ class TrainResult:
     evaluations: int
     train_s: float
     scoring_evaluations: int = 0
+    eval_s: float = 0.0
+    select_s: float = 0.0
+    train_cpu_s: float = 0.0
+    train_gpu_s: float = 0.0
 
     def metrics(self) -> dict[str, float]:
         return {k: float(v) for k, v in asdict(self).items()}
@@ -142,7 +158,6 @@ class Trainer:
         self.step = 0  # optimizer steps taken
         self.evaluations = 0
         self.scoring_evaluations = 0
-        self.train_s = 0.0
         self.history: list[EpochResult] = []
 
     # -- one epoch -------------------------------------------------------------------------
@@ -193,6 +208,8 @@ class Trainer:
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         batches = order.split(cfg.batch_size)  # batches are index gathers
         batch_weights = repeat(None) if weights is None else weights.split(cfg.batch_size)
+        timer = _StepTimer(self.device)
+        select_s = timer.wall_start - start
         for batch, w in zip(batches, batch_weights, strict=False):  # repeat() never ends
             x = self._inputs(self.augment(self.train.images[batch], aug_gen))  # [B, C, S, S]
             y = self.train.labels[batch]  # [B]
@@ -209,14 +226,15 @@ class Trainer:
             self._record(batch, detached, hit)
             loss_sum += detached.sum()
             correct += hit.sum()
+        train_s, train_cpu_s, train_gpu_s = timer.stop()
+        eval_start = time.perf_counter()
         test_loss, test_top1 = self.evaluate()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        epoch_s = time.perf_counter() - start
+        end = time.perf_counter()
         self.epoch += 1
         self.evaluations += count
         self.scoring_evaluations += chosen.scoring_evaluations
-        self.train_s += epoch_s
         result = EpochResult(
             epoch=self.epoch,
             fraction=fraction,
@@ -227,8 +245,13 @@ class Trainer:
             test_loss=test_loss,
             test_top1=test_top1,
             lr=lr,
-            epoch_s=epoch_s,
+            epoch_s=end - start,
             scoring_evaluations=self.scoring_evaluations,
+            train_s=train_s,
+            eval_s=end - eval_start,
+            select_s=select_s,
+            train_cpu_s=train_cpu_s,
+            train_gpu_s=train_gpu_s,
         )
         self.history.append(result)
         return result
@@ -271,10 +294,17 @@ class Trainer:
                 on_epoch(result)
         return self.result()
 
+    @property
+    def train_s(self) -> float:
+        """Training time so far (the batches' work only, summed over epochs)."""
+        return sum(r.train_s for r in self.history)
+
     def result(self) -> TrainResult:
+        times = {name: sum(getattr(r, name) for r in self.history)
+                 for name in ("train_s", "eval_s", "select_s", "train_cpu_s", "train_gpu_s")}
         if not self.history:
-            return TrainResult(self.epoch, 0.0, 0, 0.0, self.evaluations, self.train_s,
-                               self.scoring_evaluations)
+            return TrainResult(self.epoch, 0.0, 0, 0.0, self.evaluations,
+                               scoring_evaluations=self.scoring_evaluations, **times)
         best = max(self.history, key=lambda r: r.test_top1)
         return TrainResult(
             epochs=self.epoch,
@@ -282,8 +312,8 @@ class Trainer:
             best_epoch=best.epoch,
             final_top1=self.history[-1].test_top1,
             evaluations=self.evaluations,
-            train_s=self.train_s,
             scoring_evaluations=self.scoring_evaluations,
+            **times,
         )
 
     # -- checkpoints -----------------------------------------------------------------------
@@ -302,7 +332,6 @@ class Trainer:
             "step": self.step,
             "evaluations": self.evaluations,
             "scoring_evaluations": self.scoring_evaluations,
-            "train_s": self.train_s,
             "history": [asdict(r) for r in self.history],
             "torch_rng": torch.get_rng_state(),
         }
@@ -325,9 +354,33 @@ class Trainer:
         self.step = int(state["step"])
         self.evaluations = int(state["evaluations"])
         self.scoring_evaluations = int(state.get("scoring_evaluations", 0))
-        self.train_s = float(state["train_s"])
         self.history = [EpochResult(**r) for r in state["history"]]
         torch.set_rng_state(state["torch_rng"])
+
+
+class _StepTimer:
+    """Wall, process-CPU and (on a GPU) CUDA-event time of one epoch's training steps."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.device = device
+        if self.cuda:
+            torch.cuda.synchronize(device)  # what came before is not charged to training
+            self.events = (torch.cuda.Event(enable_timing=True),
+                           torch.cuda.Event(enable_timing=True))
+            self.events[0].record()
+        self.cpu_start = time.process_time()
+        self.wall_start = time.perf_counter()
+
+    def stop(self) -> tuple[float, float, float]:
+        """(wall s, CPU s, GPU s); one host sync on a GPU, none on a CPU."""
+        gpu_s = 0.0
+        if self.cuda:
+            self.events[1].record()
+            torch.cuda.synchronize(self.device)
+            gpu_s = self.events[0].elapsed_time(self.events[1]) / 1000.0
+        return (time.perf_counter() - self.wall_start, time.process_time() - self.cpu_start,
+                gpu_s)
 
 
 # Where a run executes may change on resume (another node, another path to the same data).

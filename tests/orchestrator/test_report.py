@@ -166,8 +166,13 @@ def test_ci_p_value_and_effect_size_equal_scipy(table: pd.DataFrame) -> None:
         row, top1 = _row(table, name), _top1(name)
         n = len(top1)
         sd = np.std(top1, ddof=1)
-        assert row["top1_ci95"] == pytest.approx(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n))
-        assert row["p_value"] == pytest.approx(stats.ttest_ind(top1, bench, equal_var=False).pvalue)
+        half = stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+        assert row["ci95_low"] == pytest.approx(100 * (top1.mean() - half))
+        assert row["ci95_high"] == pytest.approx(min(100.0, 100 * (top1.mean() + half)))
+        if n >= 3:  # paired by seed; E10's 2 seeds carry no test
+            assert row["p_paired"] == pytest.approx(stats.ttest_rel(top1, bench).pvalue)
+        else:
+            assert math.isnan(row["p_paired"]) and not row["can_claim"]
         dof = n + len(bench) - 2
         pooled = math.sqrt(((n - 1) * sd**2 + (len(bench) - 1) * np.var(bench, ddof=1)) / dof)
         g = (top1.mean() - bench.mean()) / pooled * (1 - 3 / (4 * (n + len(bench)) - 9))
@@ -178,8 +183,8 @@ def test_ci_p_value_and_effect_size_equal_scipy(table: pd.DataFrame) -> None:
 def test_single_seed_and_benchmark_have_no_test(table: pd.DataFrame) -> None:
     ramp, bench = _row(table, "my_ramp"), _row(table, "Benchmark")
     assert ramp["top1_std"] == 0.0
-    assert all(math.isnan(ramp[k]) for k in ("top1_ci95", "p_value", "effect_size"))
-    assert math.isnan(bench["p_value"]) and math.isnan(bench["effect_size"])
+    assert all(math.isnan(ramp[k]) for k in ("ci95_low", "p_paired", "effect_size"))
+    assert math.isnan(bench["p_paired"]) and math.isnan(bench["effect_size"])
     assert bench["evaluations_pct"] == 100.0 and bench["top1_delta"] == 0.0
     assert bench["runtime_change_pct"] == 0.0
 
@@ -197,7 +202,7 @@ def test_evaluations_pct_and_changes_vs_benchmark(table: pd.DataFrame) -> None:
 def test_without_benchmark_there_is_no_comparison(trials: pd.DataFrame) -> None:
     table = experiment_table(trials[trials["experiment"] != "Benchmark"])
     assert list(table["experiment"]) == ORDER[1:]
-    for column in ("evaluations_pct", "top1_delta", "p_value", "runtime_change_pct"):
+    for column in ("evaluations_pct", "top1_delta", "p_paired", "runtime_change_pct"):
         assert table[column].isna().all()
 
 
@@ -205,7 +210,7 @@ def test_report_rows_are_json_with_none_for_nan(table: pd.DataFrame) -> None:
     rows = report_rows(table)
     json.dumps(rows, allow_nan=False)
     ramp = rows[ORDER.index("my_ramp")]
-    assert ramp["top1_ci95"] is None and ramp["p_value"] is None and ramp["n"] == 1
+    assert ramp["ci95_low"] is None and ramp["p_paired"] is None and ramp["n"] == 1
     for key in ("experiment", "n", "top1_mean", "top1_std", "evaluations", "runtime_s_mean",
                 "emissions_kg_mean"):
         assert all(key in row for row in rows)
@@ -227,8 +232,9 @@ def test_write_outputs_writes_every_file(trials: pd.DataFrame, table: pd.DataFra
                                          tmp_path: Path) -> None:
     paths = write_outputs(trials, table, tmp_path / "out")
     names = {p.name for p in paths}
-    assert names == {"report.csv", "trials.csv", "report.md", "accuracy_vs_evaluations.png",
-                     "accuracy_vs_energy.png", "schedules.png"}
+    figures = ("accuracy_vs_evaluations", "accuracy_vs_energy", "schedules")
+    assert names == {"report.csv", "trials.csv", "report.md",
+                     *(f"{f}.{fmt}" for f in figures for fmt in ("png", "pdf"))}
     assert all(p.stat().st_size > 0 for p in paths)
     for path in paths:
         if path.suffix == ".png":
@@ -252,6 +258,14 @@ def test_report_logs_to_one_grid_run(store: Store, tmp_path: Path) -> None:
     logged = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert {"report.csv", "report.md", "schedules.png"} <= logged
     assert set(trial_table(store.uri, GRID)["run_id"]) == store.finished  # grid run not a trial
+
+
+def test_report_margin_reaches_the_equivalence_test(store: Store) -> None:
+    narrow = {r["experiment"]: r for r in make_report(store.uri, GRID, None, margin=0.01)[1]}
+    wide = {r["experiment"]: r for r in make_report(store.uri, GRID, None, margin=5.0)[1]}
+    assert narrow["E1"]["margin"] == 0.01 and wide["E1"]["margin"] == 5.0
+    assert narrow["E1"]["equivalent"] is False and wide["E1"]["equivalent"] is True
+    assert narrow["E10"]["equivalent"] is None and narrow["E10"]["can_claim"] is False
 
 
 def test_hardware_warning_only_when_hardware_differs(trials: pd.DataFrame) -> None:

@@ -1,14 +1,16 @@
-"""Schedules: fractions in (0, 1], the count rule, closed-form evaluations per E-number."""
+"""Schedules: fractions in (0, 1], the count rule, closed-form evaluations per E-number,
+runs of equal counts, and which experiments are the paper's."""
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import pytest
 from pydantic import ValidationError
 
 from trainers.errors import ConfigError
-from trainers.experiments import EXPERIMENTS, experiment, experiment_names
+from trainers.experiments import EXPERIMENTS, experiment, experiment_names, source_of
 from trainers.schedule import (
     Benchmark,
     DataCut,
@@ -16,6 +18,7 @@ from trainers.schedule import (
     DataStep,
     Piecewise,
     count_for,
+    count_runs,
     counts,
     evaluations,
     fraction_at,
@@ -52,8 +55,10 @@ def test_fractions_in_unit_interval_and_counts_in_range(name: str, n: int, epoch
     fs = fractions(schedule, epochs)
     assert len(fs) == epochs
     assert all(0.0 < f <= 1.0 for f in fs)
-    if epochs >= 4:  # with 1-3 epochs, round(e * E) can cover every epoch of a Data Step
-        assert fs[-1] == 1.0  # every registered schedule ends on the full data
+    if isinstance(schedule, DataIncrement):  # all the data only after the last epoch
+        assert fs[-1] == pytest.approx(1 - (1 - schedule.s) / epochs)
+    elif epochs >= 4:  # with 1-3 epochs, round(e * E) can cover every epoch of a Data Step
+        assert fs[-1] == 1.0  # every other registered schedule ends on the full data
     assert all(1 <= c <= n for c in counts(schedule, n, epochs))
     assert fs == sorted(fs)  # the fraction never falls
 
@@ -68,19 +73,43 @@ def _closed_form(name: str, n: int, epochs: int) -> int:
         reduced = math.floor(s.e * epochs + 0.5)
         return reduced * max(1, math.floor(n * s.d + 0.5)) + (epochs - reduced) * n
     if isinstance(s, DataCut):
-        # section k of n covers epochs t with ceil((t + 1) * n / E) == k
-        total = 0
-        for k in range(1, s.n + 1):
-            epochs_in_k = sum(1 for t in range(epochs) if math.ceil((t + 1) * s.n / epochs) == k)
-            total += epochs_in_k * max(1, math.floor(n * k / s.n + 0.5 + 1e-9))
-        return total
+        # section k of n: epochs from round((k - 1) E / n) on, the last epoch in section n
+        starts = [min(epochs - 1, math.floor((k - 1) * epochs / s.n + 0.5))
+                  for k in range(1, s.n + 1)]
+        lengths = [b - a for a, b in zip(starts, [*starts[1:], epochs], strict=True)]
+        return sum(length * max(1, math.floor(n * k / s.n + 0.5 + 1e-9))
+                   for k, length in enumerate(lengths, start=1))
     assert isinstance(s, DataIncrement)
-    if epochs == 1:
-        return n
-    return sum(
-        max(1, math.floor(n * (s.s + (1 - s.s) * t / (epochs - 1)) + 0.5 + 1e-9))
-        for t in range(epochs)
-    )
+    return _increment_floor_sum(s.s, n, epochs)
+
+
+def _floor_sum(count: int, m: int, a: int, b: int) -> int:
+    """sum of floor((a i + b) / m) for i in [0, count), in O(log) steps (AtCoder's floor_sum)."""
+    total = 0
+    while True:
+        if a >= m:
+            total += count * (count - 1) // 2 * (a // m)
+            a %= m
+        if b >= m:
+            total += count * (b // m)
+            b %= m
+        y_max = a * count + b
+        if y_max < m:
+            return total
+        count, b = y_max // m, y_max % m
+        m, a = a, m
+
+
+def _increment_floor_sum(s: float, n: int, epochs: int) -> int:
+    """Data Increment in closed form: count_t = floor(n (s + (1 - s) t / E) + 1/2), s = p/q.
+
+    That is floor((2n(q - p) t + 2npE + qE) / 2qE), a floor sum in exact arithmetic. It
+    equals the float rule (``round_half_up`` rounds up from 1e-9 below a half) wherever no
+    exact n f_t lies in that gap: true at the sizes below, not at N = 7, E = 10^9, s = 0.5,
+    where the float rule, which the trainer follows, counts one image more.
+    """
+    p, q = Fraction(s).as_integer_ratio()
+    return _floor_sum(epochs, 2 * q * epochs, 2 * n * (q - p), 2 * n * p * epochs + q * epochs)
 
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
@@ -109,11 +138,98 @@ def test_data_cut_ratio_when_sections_divide_epochs(n_cuts: int) -> None:
     assert ratio == pytest.approx((n_cuts + 1) / (2 * n_cuts), abs=1e-12)
 
 
-def test_data_increment_25_matches_e2_evaluations() -> None:
-    # The paper: its 25% Data Increment and E2 do nearly the same number of evaluations.
-    inc = evaluations(DataIncrement(s=0.25), 60_000, 300)
-    step = evaluations(DataStep(d=0.25, e=0.5), 60_000, 300)
-    assert abs(inc - step) / step < 1e-3
+def test_data_increment_25_does_fewer_evaluations_than_e2() -> None:
+    # The paper: its 25% Data Increment did fewer evaluations than E2, by under 1%.
+    inc = evaluations(EXPERIMENTS["E10"], 60_000, 300)
+    step = evaluations(EXPERIMENTS["E2"], 60_000, 300)
+    assert inc == 11_227_500 and step == 11_250_000
+    assert 0 < (step - inc) / step < 0.01
+
+
+@pytest.mark.parametrize(("name", "total"),
+                         [("E10", 11_227_500), ("E11", 13_485_000), ("E12", 15_742_500)])
+def test_data_increment_totals_at_the_papers_scale(name: str, total: int) -> None:
+    # N s and N (1 - s) t / E are whole at N = 60,000, E = 300: no rounding at all, so the
+    # total is E N s + N (1 - s)(E - 1) / 2.
+    s = EXPERIMENTS[name].s
+    assert evaluations(EXPERIMENTS[name], 60_000, 300) == total
+    assert total == 300 * 60_000 * s + 60_000 * (1 - s) * 299 / 2
+
+
+@pytest.mark.parametrize("name", ["E10", "E11", "E12"])
+@pytest.mark.parametrize(("n", "epochs"), [(60_000, 300), (60_000, 24), (6_000, 24),
+                                           (1_000, 3), (50_000, 250), (60_000, 10_000),
+                                           (1_000, 100_000), (60_000, 10**9), (7, 10**6)])
+def test_data_increment_matches_its_floor_sum_at_any_epochs(name: str, n: int,
+                                                            epochs: int) -> None:
+    s = EXPERIMENTS[name]
+    total = evaluations(s, n, epochs)
+    assert total == _increment_floor_sum(s.s, n, epochs)
+    # Each epoch rounds by at most 1/2: the total is within E / 2 of its exact mean.
+    mean = epochs * n * s.s + n * (1 - s.s) * (epochs - 1) / 2
+    assert abs(total - mean) <= epochs / 2
+    if (n * (1 - s.s)) % epochs == 0:  # whole steps: exactly (1 + s)/2 - (1 - s)/2E of N E
+        assert total / (n * epochs) == pytest.approx((1 + s.s) / 2 - (1 - s.s) / (2 * epochs))
+
+
+def test_equal_budget_study_ratios() -> None:
+    # The equal-budget grid: N = 6,000, E = 24; E2 and E15 do exactly 0.625.
+    n, epochs = 6_000, 24
+    ratio = {name: evaluations(EXPERIMENTS[name], n, epochs) / (n * epochs)
+             for name in ("E2", "E10", "E15")}
+    assert ratio["E2"] == ratio["E15"] == 0.625
+    assert ratio["E10"] == pytest.approx(0.609, abs=5e-4)  # (1 + s)/2 - (1 - s)/2E = 0.609375
+    assert ratio["E10"] < ratio["E2"]
+
+
+@pytest.mark.parametrize("epochs", [2, 3, 4, 5, 6, 7, 9, 10, 11, 24, 99, 101, 300, 301, 10**9])
+def test_e13_is_e5_at_every_epochs(epochs: int) -> None:
+    # Data Cut's boundaries round as Data Step's: n = 2 is Data Step (50%, 50%).
+    for n in (1, 7, 1_000, 60_000):
+        assert count_runs(EXPERIMENTS["E13"], n, epochs) == count_runs(EXPERIMENTS["E5"], n,
+                                                                       epochs)
+
+
+def test_e13_and_e5_part_only_at_one_epoch() -> None:
+    # One epoch: Data Step's reduced part rounds up to it, Data Cut's last epoch is full.
+    assert fractions(EXPERIMENTS["E5"], 1) == [0.5]
+    assert fractions(EXPERIMENTS["E13"], 1) == [1.0]
+
+
+def _step_schedules() -> list:
+    return [*EXPERIMENTS.values(), DataIncrement(s=0.1), DataIncrement(s=1 / 3),
+            DataIncrement(s=1.0), DataCut(n=1), DataCut(n=17), DataStep(d=0.3, e=1.0),
+            Piecewise.model_validate({"breakpoints": [{"at": 0.0, "fraction": 0.2},
+                                                      {"at": 1 / 3, "fraction": 0.7},
+                                                      {"at": 0.35, "fraction": 0.7},
+                                                      {"at": 0.9, "fraction": 1.0}]})]
+
+
+@pytest.mark.parametrize("schedule", _step_schedules(), ids=lambda s: repr(s)[:40])
+def test_count_runs_spell_out_the_per_epoch_counts(schedule: object) -> None:
+    epoch_list = [*range(1, 30), 97, 300, 301, 4_097, 12_345]  # past 4096: the jumping path
+    for epochs in epoch_list:
+        for n in (1, 7, 1_000, 60_000):
+            runs = count_runs(schedule, n, epochs)  # type: ignore[arg-type]
+            spelled = [count for count, length in runs for _ in range(length)]
+            assert spelled == counts(schedule, n, epochs), (n, epochs)  # type: ignore[arg-type]
+            assert all(length > 0 for _, length in runs)
+            assert all(a[0] != b[0] for a, b in zip(runs, runs[1:], strict=False))  # merged
+
+
+def test_count_runs_do_not_grow_with_the_epochs() -> None:
+    epochs = 10**9
+    assert count_runs(EXPERIMENTS["E3"], 60_000, epochs) == [(15_000, 750_000_000),
+                                                             (60_000, 250_000_000)]
+    assert len(count_runs(EXPERIMENTS["E20"], 60_000, epochs)) == 9
+    assert len(count_runs(EXPERIMENTS["E10"], 60_000, epochs)) == 45_001  # one per count
+    assert evaluations(EXPERIMENTS["Benchmark"], 60_000, epochs) == 60_000 * epochs
+
+
+def test_sources() -> None:
+    assert [source_of(name) for name in EXPERIMENTS] == ["paper"] * 10 + ["ours"] * 11
+    assert source_of("e3") == source_of(" Benchmark ") == "paper"
+    assert source_of("E3-loss_soft") == source_of("my_ramp") == "ours"  # custom: ours
 
 
 def test_data_step_boundary() -> None:
@@ -122,17 +238,20 @@ def test_data_step_boundary() -> None:
     assert fraction_at(DataStep(d=0.5, e=1.0), 7, 8) == 0.5  # e = 1: never full
 
 
-def test_data_increment_endpoints() -> None:
+def test_data_increment_steps() -> None:
     s = DataIncrement(s=0.25)
-    assert fraction_at(s, 0, 5) == 0.25
-    assert fraction_at(s, 4, 5) == 1.0
-    assert fraction_at(s, 2, 5) == pytest.approx(0.625)
-    assert fraction_at(s, 0, 1) == 1.0
+    assert fractions(s, 3) == [0.25, 0.5, 0.75]  # one equal step per epoch, never 1
+    assert fraction_at(s, 4, 5) == pytest.approx(0.85)
+    assert fraction_at(s, 0, 1) == 0.25
 
 
 def test_data_cut_staircase() -> None:
     assert fractions(DataCut(n=3), 6) == [1 / 3, 1 / 3, 2 / 3, 2 / 3, 1.0, 1.0]
     assert fractions(DataCut(n=1), 3) == [1.0, 1.0, 1.0]
+    # E = 7, n = 3: boundaries at round(7/3) = 2 and round(14/3) = 5
+    assert fractions(DataCut(n=3), 7) == [1 / 3] * 2 + [2 / 3] * 3 + [1.0] * 2
+    # fewer epochs than sections: each epoch in the section of its midpoint, the last full
+    assert fractions(DataCut(n=9), 4) == [2 / 9, 4 / 9, 6 / 9, 1.0]
 
 
 def test_piecewise_schedule() -> None:

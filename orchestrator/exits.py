@@ -1,0 +1,82 @@
+"""What lessdata's exit codes mean, and SIGTERM handled as SIGINT.
+
+====  =====================================================================
+code  meaning
+====  =====================================================================
+0     done: every trial finished (or nothing was left to do)
+1     trials failed or stayed unfinished (``lessdata resume NAME`` finishes them)
+2     the input was wrong: flags, the grid file, a value (nothing was started)
+3     the environment was wrong: tracking server, cluster, data files, device,
+      storage, or another driver running the grid (nothing was started)
+130   interrupted (Ctrl-C); 143 stopped by SIGTERM (``docker stop``, a pod's
+      deletion, ``timeout``): both checkpoint what they can and print the summary
+      and the resume command
+====  =====================================================================
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from trainers.errors import ConfigError, LessdataError
+
+__all__ = [
+    "DONE",
+    "ENVIRONMENT",
+    "EPILOG",
+    "INTERRUPTED",
+    "TERMINATED",
+    "TRIALS_FAILED",
+    "USAGE",
+    "code_for",
+    "sigterm_as_interrupt",
+]
+
+DONE = 0
+TRIALS_FAILED = 1
+USAGE = 2
+ENVIRONMENT = 3
+INTERRUPTED = 130
+TERMINATED = 143
+
+EPILOG = ("exit codes: 0 done; 1 trials failed or unfinished; 2 wrong input (flags, grid, "
+          "values); 3 wrong environment (tracking server, cluster, data, device, storage, "
+          "another driver); 130 interrupted; 143 terminated (SIGTERM)")
+
+
+def code_for(exc: LessdataError) -> int:
+    """2 for what the user typed or wrote, 3 for what the environment did."""
+    return USAGE if isinstance(exc, ConfigError) else ENVIRONMENT
+
+
+class Terminated:
+    """Whether SIGTERM arrived (so the CLI exits 143 rather than 130)."""
+
+    def __init__(self) -> None:
+        self.received = False
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[Terminated]:
+    """SIGTERM raises KeyboardInterrupt in the main thread, as Ctrl-C would.
+
+    Ray Tune stops its trials gracefully on KeyboardInterrupt (their last checkpoints
+    stay, the driver's summary and resume hint are printed); without this SIGTERM kills
+    the driver mid-write. The previous handler is restored on exit.
+    """
+    state = Terminated()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        state.received = True
+        # Tune's own SIGINT handler (when installed) stops the experiment cleanly.
+        os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield state
+    finally:
+        signal.signal(signal.SIGTERM, previous)

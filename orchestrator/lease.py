@@ -1,0 +1,135 @@
+"""One driver per grid: a lease in the grid's storage, renewed by a heartbeat.
+
+``lessdata submit`` and ``resume`` take the grid's lease before anything is created and
+keep it until they exit. A second driver of the same grid is refused in one line that
+names the holder (host, pid, since when). A driver that died stops renewing: once its
+heartbeat is older than ``ttl_s`` the lease has expired and the next driver takes it over,
+no manual unlock needed.
+
+Every change of the lease file happens under an exclusive ``flock`` of a lock file beside
+it (POSIX; NFS v4 and the CSI volumes of docs/deploy.md honour it), so two drivers can
+never both see the lease free: the read, the decision and the write are one step. The
+file itself is replaced atomically (written beside, then renamed).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from trainers.errors import BusyError
+
+__all__ = ["Lease", "LeaseRecord", "hold_lease"]
+
+log = logging.getLogger(__name__)
+
+TTL_S = 60.0
+"""A lease whose heartbeat is older than this has expired."""
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    token: str
+    host: str
+    pid: int
+    since: float
+    heartbeat: float
+
+    def describe(self) -> str:
+        since = datetime.fromtimestamp(self.since, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"host {self.host}, pid {self.pid}, since {since}"
+
+
+class Lease:
+    """The lease file of one grid; ``acquire``, ``renew``, ``release``."""
+
+    def __init__(self, path: Path, ttl_s: float = TTL_S) -> None:
+        self.path = path
+        self.ttl_s = ttl_s
+        self.token = uuid.uuid4().hex
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def read(self) -> LeaseRecord | None:
+        try:
+            return LeaseRecord(**json.loads(self.path.read_text()))
+        except (FileNotFoundError, ValueError, TypeError):
+            return None  # none, or damaged: a damaged lease holds nothing
+
+    def _write(self, record: LeaseRecord) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{self.token}")
+        tmp.write_text(json.dumps(asdict(record)))
+        os.replace(tmp, self.path)
+
+    def acquire(self, what: str) -> None:
+        """Take the lease, or raise BusyError naming its live holder."""
+        now = time.time()
+        with self._locked():
+            held = self.read()
+            if held is not None and held.token != self.token:
+                if now - held.heartbeat <= self.ttl_s:
+                    raise BusyError(f"{what} is being run by another driver ({held.describe()}); "
+                                    f"wait for it, or stop it (its lease expires "
+                                    f"{self.ttl_s:.0f} s after it stops)")
+                log.warning("taking over the expired lease of %s (%s)", what, held.describe())
+            self._write(LeaseRecord(self.token, socket.gethostname(), os.getpid(), now, now))
+
+    def renew(self) -> bool:
+        """Refresh the heartbeat; False when the lease is no longer ours (taken over)."""
+        with self._locked():
+            held = self.read()
+            if held is None or held.token != self.token:
+                return False
+            self._write(LeaseRecord(**{**asdict(held), "heartbeat": time.time()}))
+            return True
+
+    def release(self) -> None:
+        with self._locked():
+            held = self.read()
+            if held is not None and held.token == self.token:
+                self.path.unlink(missing_ok=True)
+
+
+@contextmanager
+def hold_lease(path: Path, what: str, ttl_s: float = TTL_S) -> Iterator[Lease]:
+    """Acquire, renew every ``ttl_s / 4`` on a thread, release on exit (also on errors)."""
+    lease = Lease(path, ttl_s)
+    lease.acquire(what)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(ttl_s / 4):
+            try:
+                if not lease.renew():
+                    log.error("the lease of %s was taken over by another driver", what)
+                    return
+            except OSError as exc:  # storage away for a moment: try again next beat
+                log.warning("could not renew the lease of %s: %s", what, exc)
+
+    thread = threading.Thread(target=beat, daemon=True, name="lessdata-lease")
+    thread.start()
+    try:
+        yield lease
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        lease.release()

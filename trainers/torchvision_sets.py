@@ -1,0 +1,215 @@
+"""torchvision's FashionMNIST, KMNIST and CIFAR-100, read from their standard files.
+
+Each lives under the root ``data_dir`` exactly as torchvision lays it out (so a root that
+torchvision downloaded into works as is, and ``download_*`` calls torchvision's own
+downloaders, which check md5s):
+
+- FashionMNIST / KMNIST: ``FashionMNIST/raw/`` / ``KMNIST/raw/`` with MNIST's four IDX file
+  names, plain or ``.gz`` (read with ``trainers.mnist``'s IDX reader).
+- CIFAR-100: ``cifar-100-python/{train,test,meta}``, python pickles like CIFAR-10's with
+  ``fine_labels`` (0..99; the 20 coarse labels are not used) and ``meta`` naming the 100
+  fine classes; read with CIFAR-10's restricted unpickler.
+
+SVHN, the fourth torchvision set, is in ``trainers.svhn``.
+
+Every failure is a one-line ``DataError`` naming the file and what was expected.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from trainers import cifar, mnist
+from trainers.datafiles import find_file, missing_error
+from trainers.errors import DataError
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: the driver only checks files
+    import torch
+
+__all__ = ["CIFAR100", "FASHION_MNIST", "KMNIST", "IdxSet", "check_labels", "cifar100_dir"]
+
+log = logging.getLogger(__name__)
+
+Arrays = tuple["torch.Tensor", "torch.Tensor"]
+
+
+# -- FashionMNIST, KMNIST: MNIST's IDX files in another folder -------------------------------
+
+
+@dataclass(frozen=True)
+class IdxSet:
+    """An MNIST-format set: 28x28 uint8 IDX images and labels in ``data_dir/folder/raw``."""
+
+    folder: str
+    """torchvision's class name, also its folder under the root."""
+    num_classes: int = 10
+
+    @property
+    def what(self) -> str:
+        return f"{self.folder} (IDX)"
+
+    def raw_dir(self, data_dir: Path) -> Path:
+        return Path(data_dir) / self.folder / "raw"
+
+    def _files(self, data_dir: Path, split: str) -> tuple[Path, Path]:
+        images, labels = mnist.FILES[split]
+        raw = self.raw_dir(data_dir)
+        return find_file(raw / images, self.what), find_file(raw / labels, self.what)
+
+    def _check_split(self, data_dir: Path, split: str) -> tuple[Path, Path]:
+        images, labels = self._files(data_dir, split)
+        n, h, w = mnist.idx_shape(images, mnist.IMAGES_MAGIC)
+        if (h, w) != (28, 28):
+            raise DataError(f"{images}: expected 28x28 images, header says {h}x{w}")
+        (m,) = mnist.idx_shape(labels, mnist.LABELS_MAGIC)
+        if m != n:
+            raise DataError(f"{labels}: {m} labels for the {n} images in {images.name}")
+        return images, labels
+
+    def present(self, data_dir: Path) -> bool:
+        try:
+            for split in mnist.FILES:
+                self._files(data_dir, split)
+        except DataError:
+            return False
+        return True
+
+    def check(self, data_dir: Path) -> None:
+        """Cheap pre-flight: all four files present, magic, dims and size right."""
+        for split in mnist.FILES:
+            self._check_split(data_dir, split)
+
+    def download(self, data_dir: Path) -> None:
+        """torchvision's downloader for this set (both splits, md5 checked)."""
+        import torchvision.datasets
+
+        log.info("downloading %s to %s", self.folder, self.raw_dir(data_dir))
+        getattr(torchvision.datasets, self.folder)(str(data_dir), train=True, download=True)
+
+    def _load_split(self, data_dir: Path, split: str) -> Arrays:
+        import torch
+
+        images_path, labels_path = self._check_split(data_dir, split)
+        images = mnist.read_idx(images_path, mnist.IMAGES_MAGIC)  # [N, 28, 28]
+        labels = mnist.read_idx(labels_path, mnist.LABELS_MAGIC)  # [N]
+        check_labels(labels_path, labels, self.num_classes)
+        return torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long()
+
+    def load(self, data_dir: Path) -> tuple[Arrays, Arrays]:
+        """((train images [N,1,28,28] uint8, labels [N] int64), (test ...))."""
+        return self._load_split(data_dir, "train"), self._load_split(data_dir, "test")
+
+
+FASHION_MNIST = IdxSet("FashionMNIST")
+KMNIST = IdxSet("KMNIST")
+
+
+def check_labels(path: Path, labels: np.ndarray, num_classes: int, low: int = 0) -> None:
+    """DataError naming the first label outside ``low .. low + num_classes - 1``."""
+    if labels.size and (int(labels.min()) < low or int(labels.max()) >= low + num_classes):
+        bad = int(labels.min()) if int(labels.min()) < low else int(labels.max())
+        raise DataError(f"{path}: label {bad} out of range {low}..{low + num_classes - 1}")
+
+
+# -- CIFAR-100 --------------------------------------------------------------------------------
+
+_CIFAR100_FOLDER = "cifar-100-python"
+_CIFAR100_WHAT = "CIFAR-100 (python version)"
+_CIFAR100_FILES = ("train", "test", "meta")
+_CIFAR100_CLASSES = 100
+
+
+def cifar100_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / _CIFAR100_FOLDER
+
+
+def _read_pickle(path: Path) -> Any:
+    """Unpickle with CIFAR-10's restricted unpickler (NumPy array globals only)."""
+    try:
+        with path.open("rb") as f:
+            return cifar._RestrictedUnpickler(f, encoding="bytes").load()
+    except FileNotFoundError:
+        raise missing_error(path, _CIFAR100_WHAT) from None
+    except OSError as e:
+        raise DataError(f"{path}: unreadable ({type(e).__name__}: {e})") from e
+    except Exception as e:  # garbage bytes can make the unpickler raise almost anything
+        raise DataError(f"{path}: not a valid CIFAR-100 pickle ({type(e).__name__}: {e})") from e
+
+
+def _entry(record: Any, path: Path, key: str) -> Any:
+    if not isinstance(record, dict):
+        raise DataError(f"{path}: expected a pickled dict, found {type(record).__name__}")
+    for k in (key.encode(), key):  # official files: bytes keys
+        if k in record:
+            return record[k]
+    raise DataError(f"{path}: no {key!r} entry in the pickled dict")
+
+
+class _Cifar100:
+    """CIFAR-100's three pickles under ``data_dir/cifar-100-python``."""
+
+    def present(self, data_dir: Path) -> bool:
+        return all((cifar100_dir(data_dir) / n).is_file() for n in _CIFAR100_FILES)
+
+    def check(self, data_dir: Path) -> None:
+        """Cheap pre-flight: every file present, framed like a pickle (PROTO first, STOP last)."""
+        for name in _CIFAR100_FILES:
+            path = cifar100_dir(data_dir) / name
+            if not path.is_file():
+                raise missing_error(path, _CIFAR100_WHAT)
+            with path.open("rb") as f:
+                head = f.read(1)
+                f.seek(max(path.stat().st_size - 1, 0))
+                tail = f.read(1)
+            if head != pickle.PROTO:
+                raise DataError(f"{path}: not a CIFAR-100 pickle: starts with {head!r}, "
+                                "expected b'\\x80'")
+            if tail != pickle.STOP:
+                raise DataError(f"{path}: truncated: a pickle ends with b'.', found {tail!r}")
+
+    def download(self, data_dir: Path) -> None:
+        """torchvision's downloader: the official archive, md5 checked, extracted in place."""
+        from torchvision.datasets import CIFAR100
+
+        log.info("downloading CIFAR-100 to %s", data_dir)
+        CIFAR100(str(data_dir), train=True, download=True)
+
+    def _load_split(self, path: Path) -> Arrays:
+        import torch
+
+        record = _read_pickle(path)
+        data, labels = _entry(record, path, "data"), _entry(record, path, "fine_labels")
+        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
+                or data.shape[1] != cifar.ROW_BYTES:
+            found = (f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray)
+                     else type(data).__name__)
+            raise DataError(f"{path}: expected data as a uint8 array [rows, {cifar.ROW_BYTES}], "
+                            f"found {found}")
+        try:
+            label_array = np.asarray(labels, dtype=np.int64).reshape(-1)
+        except (TypeError, ValueError) as e:
+            raise DataError(f"{path}: fine_labels are not a list of ints ({e})") from None
+        if len(label_array) != len(data):
+            raise DataError(f"{path}: {len(label_array)} fine_labels for {len(data)} images")
+        check_labels(path, label_array, _CIFAR100_CLASSES)
+        images = np.ascontiguousarray(data).reshape(-1, 3, 32, 32)  # row-major CHW
+        return torch.from_numpy(images.copy()), torch.from_numpy(label_array)
+
+    def load(self, data_dir: Path) -> tuple[Arrays, Arrays]:
+        """((train images [N,3,32,32] uint8, fine labels [N] int64), (test ...))."""
+        self.check(data_dir)
+        root = cifar100_dir(data_dir)
+        names = _entry(_read_pickle(root / "meta"), root / "meta", "fine_label_names")
+        if len(names) != _CIFAR100_CLASSES:
+            raise DataError(f"{root / 'meta'}: expected {_CIFAR100_CLASSES} fine_label_names, "
+                            f"found {len(names)}")
+        return self._load_split(root / "train"), self._load_split(root / "test")
+
+
+CIFAR100 = _Cifar100()
