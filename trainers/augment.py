@@ -1,51 +1,48 @@
 """Batch augmentation and preprocessing on whole uint8 batches (PAPER.md section 4).
 
 Every transform takes a whole batch ``[B, C, H, W]`` of uint8 pixels on whatever
-device it lives on and returns float32 ``[B, C, S, S]`` in [-1, 1] on that device,
-with S the model's input size. Geometric changes are one ``affine_grid`` +
-``grid_sample`` with a per-sample ``theta``; crops are index gathers; there is no
-per-sample Python. All randomness comes from the ``torch.Generator`` passed in,
-which must live on the batch's device, so a (seed, epoch) generator reproduces a
-batch exactly.
+device it lives on and returns float32 ``[B, C, S, S]`` on that device, with S the
+model's input size, scaled as Byerly scales: (x / 256 - 0.5) * 2. Geometric changes are
+``affine_grid`` + ``grid_sample`` with a per-sample ``theta``; crops are index gathers;
+there is no per-sample Python. All randomness comes from the ``torch.Generator`` passed
+in, which must live on the batch's device, so a (seed, epoch) generator reproduces a
+batch exactly. The random parameters are drawn in ``trainers.augment_params``, pure
+functions of (batch size, generator), so each distribution is tested on its own.
 
-Ranges marked *ours* are not given by Byerly's paper and are documented in
-docs/method.md.
+The values are Byerly's (github.com/AdamByerly/BMCNNwHFCs, ``python/input``); where
+lessdata differs (bilinear resampling instead of Lanczos, the shift's rounding), it says
+so here and in docs/method.md.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from trainers.augment_params import (
+    ERASE_SIZE,
+    NORB_CROP,
+    CropBox,
+    Squish,
+    draw_angles,
+    draw_colour,
+    draw_crop_boxes,
+    draw_erase_corners,
+    draw_norb_crops,
+    draw_norb_jitter,
+    draw_shifts,
+    draw_squish,
+)
+from trainers.colour import adjust_brightness, adjust_contrast, adjust_saturation_hue
 from trainers.errors import ConfigError, DataError
 
 __all__ = ["INPUT_SIZES", "eval_transform", "input_size", "preprocess", "train_transform"]
 
 INPUT_SIZES = {"mnist": 28, "digits": 28, "cifar10": 32, "smallnorb": 32}
 """Side of the square image the model sees, per dataset."""
-
-# MNIST / digits (Byerly): rotation clip(N(0, 0.33), -1, 1) x 30 deg with p = 0.5.
-ROTATION_P = 0.5
-ROTATION_STD = 0.33
-ROTATION_MAX_DEG = 30.0
-# Width squish (ours, after Byerly's form): x scaled by 1 - 0.25 * clip(|N(0, 0.33)|, 0, 1).
-SQUISH_STD = 0.33
-SQUISH_MAX = 0.25
-ERASE_SIZE = 4
-# CIFAR-10 random resized crop (Byerly) and colour jitter factors 1 +- j (ours).
-CROP_AREA = (0.05, 1.0)
-CROP_ASPECT = (0.75, 4.0 / 3.0)
-FLIP_P = 0.5
-CIFAR_JITTER = (0.25, 0.25, 0.25)  # brightness, contrast, saturation
-# smallNORB: 32x32 crop of the stored 48x48; brightness / contrast factors 1 +- j (ours).
-NORB_CROP = 32
-NORB_JITTER = (0.25, 0.5, 0.0)
-
-_GRAY = (0.299, 0.587, 0.114)  # ITU-R 601 luma, as torchvision's rgb_to_grayscale
 
 
 def input_size(dataset: str) -> int:
@@ -89,20 +86,9 @@ def _scale(x: Tensor) -> Tensor:
     return (x / 256.0 - 0.5) * 2.0
 
 
-def _uniform(
-    low: float, high: float, shape: tuple[int, ...], gen: torch.Generator, device: torch.device
-) -> Tensor:
-    """U(low, high) of ``shape`` on ``device`` (which must be the generator's)."""
-    return low + (high - low) * torch.rand(shape, generator=gen, device=device)
-
-
-def _randint(
-    high: int, shape: tuple[int, ...], gen: torch.Generator, device: torch.device
-) -> Tensor:
-    """Uniform integers in [0, high) of ``shape`` (int64) on ``device``."""
-    u = torch.rand(shape, generator=gen, device=device)
-    # clamp: u * high can round up to high in float32
-    return (u * high).long().clamp(max=high - 1)
+def _centre(x: Tensor) -> Tensor:
+    """Pixels in Byerly's [0, 1] units (x / 256) -> (x - 0.5) * 2."""
+    return (x - 0.5) * 2.0
 
 
 def _warp(x: Tensor, theta: Tensor, size: int, padding: str) -> Tensor:
@@ -114,61 +100,50 @@ def _warp(x: Tensor, theta: Tensor, size: int, padding: str) -> Tensor:
 # --- MNIST / digits -----------------------------------------------------------------
 
 
-def _digit_box(images: Tensor) -> Tensor:
-    """Bounding box of the nonzero pixels in normalised coordinates: [B, 2 (x, y), 2 (lo, hi)].
+def _margins(images: Tensor) -> Tensor:
+    """Empty columns / rows beside the nonzero pixels: [B, 4] (left, right, top, bottom).
 
-    An empty image gets the whole frame, so it is not shifted.
+    An empty image has margins 0, so it is not shifted.
     """
-    _, _, height, width = images.shape
     mask = images.amax(dim=1) > 0  # [B, H, W]
-    edges = []
-    for any_along, size in ((mask.any(dim=1), width), (mask.any(dim=2), height)):
-        hits = any_along.to(torch.uint8)  # [B, size]
-        first = hits.argmax(dim=1)  # [B]; 0 when empty
-        last = size - 1 - hits.flip(1).argmax(dim=1)  # [B]; size - 1 when empty
-        edges.append(torch.stack([first, last + 1], dim=1).float() * (2.0 / size) - 1.0)
-    return torch.stack(edges, dim=1)  # [B, 2, 2]
+    sides = []
+    for hits in (mask.any(dim=1), mask.any(dim=2)):  # columns [B, W], rows [B, H]
+        hits = hits.to(torch.uint8)
+        sides += [hits.argmax(dim=1), hits.flip(1).argmax(dim=1)]  # 0 when empty
+    return torch.stack(sides, dim=1).float()
 
 
-def _digit_theta(images: Tensor, gen: torch.Generator) -> Tensor:
-    """Per-sample theta [B, 2, 3] for rotate -> width squish -> shift within the margins."""
-    batch, device = images.shape[0], images.device
-    z_angle = torch.randn(batch, generator=gen, device=device)
-    rotate = torch.rand(batch, generator=gen, device=device) < ROTATION_P
-    z_squish = torch.randn(batch, generator=gen, device=device)
-    u_shift = torch.rand((batch, 2), generator=gen, device=device)
-
-    max_rad = math.radians(ROTATION_MAX_DEG)
-    angle = torch.where(rotate, (z_angle * ROTATION_STD).clamp(-1.0, 1.0) * max_rad, 0.0)
-    squish = 1.0 - SQUISH_MAX * (z_squish * SQUISH_STD).abs().clamp(max=1.0)  # [B]
-    cos, sin = angle.cos(), angle.sin()
-    # forward map p_out = A p_in + t with A = diag(squish, 1) @ R(angle): [B, 2, 2]
-    forward = torch.stack(
-        [torch.stack([squish * cos, -squish * sin], 1), torch.stack([sin, cos], 1)], 1
-    )
-    # extent of the transformed bounding box, from its four corners
-    box = _digit_box(images)  # [B, 2, 2]
-    corners = torch.stack(
-        [torch.stack([box[:, 0, i], box[:, 1, j]], 1) for i in (0, 1) for j in (0, 1)], 1
-    )  # [B, 4, 2]
-    moved = corners @ forward.transpose(1, 2)  # [B, 4, 2]
-    low, high = -1.0 - moved.amin(dim=1), 1.0 - moved.amax(dim=1)  # allowed t: [B, 2] each
-    # centre a digit that overflows the frame; otherwise shift uniformly within the margins
-    half = ((high - low) / 2).clamp(min=0.0)
-    shift = (low + high) / 2 + (2 * u_shift - 1) * half  # [B, 2]
-    # theta maps output to input: p_in = A^-1 (p_out - t), A^-1 = R(-angle) diag(1 / squish, 1)
-    inverse = torch.stack(
-        [torch.stack([cos / squish, sin], 1), torch.stack([-sin / squish, cos], 1)], 1
-    )  # [B, 2, 2]
-    offset = -(inverse @ shift[:, :, None])  # [B, 2, 1]
-    return torch.cat([inverse, offset], dim=2)  # [B, 2, 3]
+def _rotation_theta(angle_deg: Tensor) -> Tensor:
+    """Rotation about the centre as theta [B, 2, 3] (output -> input: R(-angle))."""
+    rad = torch.deg2rad(angle_deg)
+    cos, sin, zero = rad.cos(), rad.sin(), torch.zeros_like(rad)
+    return torch.stack(
+        [torch.stack([cos, sin, zero], 1), torch.stack([-sin, cos, zero], 1)], 1
+    )  # [B, 2, 3]
 
 
-def _erase(x: Tensor, gen: torch.Generator, size: int = ERASE_SIZE) -> Tensor:
-    """Zero one ``size`` x ``size`` square per image at a uniform random position."""
-    batch, _, height, width = x.shape
-    top = _randint(height - size + 1, (batch, 1), gen, x.device)  # [B, 1]
-    left = _randint(width - size + 1, (batch, 1), gen, x.device)  # [B, 1]
+def _shift_squish_theta(shift: Tensor, squish: Squish, size: int) -> Tensor:
+    """Shift by ``shift`` [B, 2] pixels, then squish the width: theta [B, 2, 3].
+
+    The squish resizes the W columns to W - width and pads ``offset`` zero columns on
+    the left: output column j reads the shifted image at (j - offset + 0.5) W / (W - width)
+    - 0.5, i.e. u_in = u_out W / (W - width) + (W - 2 offset) / (W - width) - 1 in
+    normalised coordinates; the shift subtracts 2 dx / W (and 2 dy / W).
+    """
+    kept = (size - squish.width).float()  # [B]
+    scale = size / kept
+    x_off = (size - 2 * squish.offset).float() / kept - 1 - 2 * shift[:, 0] / size
+    y_off = -2 * shift[:, 1].float() / size
+    zero, one = torch.zeros_like(scale), torch.ones_like(scale)
+    return torch.stack(
+        [torch.stack([scale, zero, x_off], 1), torch.stack([zero, one, y_off], 1)], 1
+    )  # [B, 2, 3]
+
+
+def _erase(x: Tensor, corners: Tensor, size: int = ERASE_SIZE) -> Tensor:
+    """Zero one ``size`` x ``size`` square per image, top-left at ``corners`` [B, 2]."""
+    _, _, height, width = x.shape
+    top, left = corners[:, :1], corners[:, 1:]  # [B, 1] each
     rows = torch.arange(height, device=x.device)[None]  # [1, H]
     cols = torch.arange(width, device=x.device)[None]  # [1, W]
     in_rows = (rows >= top) & (rows < top + size)  # [B, H]
@@ -178,69 +153,66 @@ def _erase(x: Tensor, gen: torch.Generator, size: int = ERASE_SIZE) -> Tensor:
 
 
 def _digits_train(images: Tensor, gen: torch.Generator) -> Tensor:
-    """Byerly's MNIST augmentation: rotate (p = 0.5), squish, shift, 4x4 erase."""
-    theta = _digit_theta(images, gen)  # [B, 2, 3]
-    x = _warp(images.float(), theta, images.shape[-1], padding="zeros")  # [B, C, H, W]
-    return _scale(_erase(x, gen))
-
-
-# --- colour -------------------------------------------------------------------------
-
-
-def _jitter(x: Tensor, gen: torch.Generator, strengths: tuple[float, float, float]) -> Tensor:
-    """Brightness, contrast, saturation factors U(1 - j, 1 + j) on pixels in [0, 255].
-
-    Contrast blends with the image's mean grey level, saturation with each pixel's grey
-    level (channels other than 3: skipped). Three factors are drawn per image either way.
-    """
-    strength = torch.tensor(strengths, device=x.device)  # [3]
-    u = torch.rand((x.shape[0], 3), generator=gen, device=x.device)
-    factors = 1.0 + (2 * u - 1) * strength  # [B, 3]
-    brightness, contrast, saturation = (f[:, None, None, None] for f in factors.unbind(1))
-    x = (x * brightness).clamp(0.0, 255.0)
-    mean = _gray(x).mean(dim=(1, 2, 3), keepdim=True)  # [B, 1, 1, 1]
-    x = (mean + (x - mean) * contrast).clamp(0.0, 255.0)
-    if x.shape[1] == 3:
-        gray = _gray(x)  # [B, 1, H, W]
-        x = (gray + (x - gray) * saturation).clamp(0.0, 255.0)
-    return x
-
-
-def _gray(x: Tensor) -> Tensor:
-    """Grey level [B, 1, H, W] of RGB (luma) or single-channel images."""
-    if x.shape[1] != 3:
-        return x.mean(dim=1, keepdim=True)
-    weights = torch.tensor(_GRAY, device=x.device, dtype=x.dtype)
-    return (x * weights[None, :, None, None]).sum(dim=1, keepdim=True)
+    """Byerly's MNIST augmentation, in his order: rotate (p = 0.5), shift, squish, erase."""
+    batch, _, size, _ = images.shape
+    x = images.float()  # [B, C, 28, 28]
+    angle = draw_angles(batch, gen)
+    rotated = _warp(x, _rotation_theta(angle), size, padding="zeros")
+    x = torch.where((angle != 0)[:, None, None, None], rotated, x)
+    shift = draw_shifts(_margins(x), gen)  # margins of the rotated digit, as Byerly's
+    theta = _shift_squish_theta(shift, draw_squish(batch, gen, size), size)
+    x = _warp(x, theta, size, padding="zeros")  # whole-pixel shifts: exact rows
+    return _scale(_erase(x, draw_erase_corners(batch, gen)))
 
 
 # --- CIFAR-10 -----------------------------------------------------------------------
 
 
-def _crop_theta(batch: int, gen: torch.Generator, device: torch.device) -> Tensor:
-    """Random resized crop + horizontal flip as theta [B, 2, 3] (output -> input)."""
-    area = _uniform(*CROP_AREA, (batch,), gen, device)  # fraction of the image
-    log_low, log_high = math.log(CROP_ASPECT[0]), math.log(CROP_ASPECT[1])
-    log_aspect = _uniform(log_low, log_high, (batch,), gen, device)
-    u_centre = torch.rand((batch, 2), generator=gen, device=device)
-    flip = torch.rand(batch, generator=gen, device=device) < FLIP_P
-    # crop width / height as fractions of the side; clamped so the crop stays inside
-    width = (area * log_aspect.exp()).sqrt().clamp(max=1.0)
-    height = (area / log_aspect.exp()).sqrt().clamp(max=1.0)
-    cx = (2 * u_centre[:, 0] - 1) * (1 - width)
-    cy = (2 * u_centre[:, 1] - 1) * (1 - height)
-    sx = torch.where(flip, -width, width)
-    zero = torch.zeros_like(width)
+def _resize_boxes(x: Tensor, box: CropBox, size: int) -> Tensor:
+    """Crop each image [B, C, H, W] to its box and resize it to size x size (bilinear).
+
+    The sampling grid is clamped to the box's outer pixel centres, so the edges read the
+    box's own pixels, as a crop followed by a resize does.
+    """
+    height, width = x.shape[-2:]
+    grid = F.affine_grid(_box_theta(box, size), [x.shape[0], x.shape[1], size, size], False)
+    limits = []
+    for start, extent, side in ((box.left, box.width, width), (box.top, box.height, height)):
+        low = (2 * start + 1).float() / side - 1  # [B], first pixel centre of the box
+        high = (2 * (start + extent) - 1).float() / side - 1  # [B], last pixel centre
+        limits.append((low[:, None, None], high[:, None, None]))
+    grid = torch.stack([grid[..., i].clamp(*limits[i]) for i in (0, 1)], dim=-1)
+    return F.grid_sample(x, grid, mode="bilinear", align_corners=False)
+
+
+def _box_theta(box: CropBox, size: int) -> Tensor:
+    """Resize ``box`` to the whole output, flipped where ``box.flip``: theta [B, 2, 3]."""
+    sx, sy = box.width.float() / size, box.height.float() / size
+    cx = (2 * box.left + box.width).float() / size - 1
+    cy = (2 * box.top + box.height).float() / size - 1
+    sx = torch.where(box.flip, -sx, sx)
+    zero = torch.zeros_like(sx)
     return torch.stack(
-        [torch.stack([sx, zero, cx], 1), torch.stack([zero, height, cy], 1)], 1
+        [torch.stack([sx, zero, cx], 1), torch.stack([zero, sy, cy], 1)], 1
     )  # [B, 2, 3]
 
 
 def _cifar_train(images: Tensor, gen: torch.Generator) -> Tensor:
-    """Random resized crop (area 0.05-1, aspect 0.75-1.33), flip, colour jitter."""
-    theta = _crop_theta(images.shape[0], gen, images.device)
-    x = _warp(images.float(), theta, INPUT_SIZES["cifar10"], padding="border")
-    return _scale(_jitter(x, gen, CIFAR_JITTER))
+    """Byerly's CIFAR-10 augmentation: crop box resized, flip, colour in one of two orders.
+
+    Order 1: brightness, saturation, hue, contrast; order 2: brightness, contrast,
+    saturation, hue; then clipped to [0, 1] (no clipping in between, as in TF).
+    """
+    batch, size = images.shape[0], images.shape[-1]
+    x = images.float() / 256.0  # Byerly's [0, 1) pixels
+    x = _resize_boxes(x, draw_crop_boxes(batch, gen, size), size)
+    colour = draw_colour(batch, gen)
+    contrast_first = colour.contrast_first[:, None, None, None]  # [B, 1, 1, 1]
+    x = adjust_brightness(x, colour.brightness)
+    x = torch.where(contrast_first, adjust_contrast(x, colour.contrast), x)
+    x = adjust_saturation_hue(x, colour.saturation, colour.hue)
+    x = torch.where(contrast_first, x, adjust_contrast(x, colour.contrast))
+    return _centre(x.clamp(0.0, 1.0))
 
 
 # --- smallNORB ----------------------------------------------------------------------
@@ -259,13 +231,18 @@ def _norb_crop(images: Tensor, top: Tensor, left: Tensor, size: int) -> Tensor:
     return images.flatten(2).gather(2, index).reshape(batch, channels, size, size)
 
 
+def _norb_unit(images: Tensor) -> Tensor:
+    """Stored smallNORB (uint8, already inverted: 255 - x) -> Byerly's 1 - x / 256."""
+    return (images.float() + 1.0) / 256.0
+
+
 def _norb_train(images: Tensor, gen: torch.Generator) -> Tensor:
-    """Random 32x32 crop of the 48x48 image, brightness / contrast jitter."""
-    batch, _, height, width = images.shape
-    top = _randint(max(height - NORB_CROP + 1, 1), (batch,), gen, images.device)
-    left = _randint(max(width - NORB_CROP + 1, 1), (batch,), gen, images.device)
-    x = _norb_crop(images, top, left, NORB_CROP).float()  # [B, C, 32, 32]
-    return _scale(_jitter(x, gen, NORB_JITTER))
+    """Random 32x32 crop of the 48x48 image, brightness then contrast; no clipping (Byerly)."""
+    batch, size = images.shape[0], images.shape[-1]
+    corners = draw_norb_crops(batch, gen, size)  # [B, 2]
+    x = _norb_unit(_norb_crop(images, corners[:, 0], corners[:, 1], NORB_CROP))  # [B, C, 32, 32]
+    brightness, contrast = draw_norb_jitter(batch, gen)
+    return _centre(adjust_contrast(adjust_brightness(x, brightness), contrast))
 
 
 def _norb_eval(images: Tensor) -> Tensor:
@@ -273,4 +250,4 @@ def _norb_eval(images: Tensor) -> Tensor:
     batch, _, height, width = images.shape
     top = torch.full((batch,), (height - NORB_CROP) // 2, device=images.device)
     left = torch.full((batch,), (width - NORB_CROP) // 2, device=images.device)
-    return preprocess(_norb_crop(images, top, left, NORB_CROP))
+    return _centre(_norb_unit(_norb_crop(images, top, left, NORB_CROP)))

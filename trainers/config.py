@@ -41,8 +41,11 @@ class ModelConfig(_Config):
 
     heads: Literal[1, 3] = 1
     """1: the paper's single head after the last conv; 3: Byerly's, after convs 3, 6, 9."""
-    merge_params: bool | None = None
-    """Keep Byerly's learnable branch weight and merge shift (default: only with 3 heads)."""
+    merge: Literal["norm", "affine", "sum"] = "norm"
+    """How the branch logits [B, classes, heads] become the logits (1 head as 3):
+    'norm' (Byerly): x learnable branch weights (init 1), shift-only batch norm per branch
+    over batch and classes, sum over branches; 'affine' (lessdata before issue 12):
+    w x + b per branch, then the sum; 'sum': the raw capsule norms summed (no parameters)."""
     width: Annotated[float, Field(gt=0.0, le=4.0)] = 1.0
     """Channel multiplier (32, 48, ... x width); < 1 for quick CPU runs."""
     convs: Annotated[int, Field(ge=3, le=9, multiple_of=3)] = 9

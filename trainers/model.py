@@ -5,7 +5,10 @@ ReLU, then one or three capsule heads. A head turns every spatial position of a
 feature map into a primary capsule (its channel vector), forms one class capsule per
 class as the element-wise weighted sum of the primary capsules (homogeneous vector
 capsules: no routing, no matrix multiply), normalises it and takes its L2 norm as
-the class logit. With three heads the branch logits are merged by a weighted sum.
+the branch's class logit. The branch logits, stacked to [B, classes, heads], are
+multiplied by learnable branch weights, batch-normalised per branch (statistics over
+batch and classes, shift only) and summed over branches: Byerly's merge, with one head
+as with three (``ModelConfig.merge``; the other merges are kept as options).
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ class CapsuleNet(nn.Module):
     """Byerly's CNN with homogeneous vector capsule heads.
 
     Input: float ``[B, in_channels, input_size, input_size]`` scaled to [-1, 1];
-    output: logits ``[B, num_classes]`` (non-negative capsule norms, plus merge shifts).
+    output: logits ``[B, num_classes]``, the sum over branches of ``branch_logits``.
     """
 
     def __init__(
@@ -104,25 +107,38 @@ class CapsuleNet(nn.Module):
             _CapsuleHead((input_size - 2 * p) ** 2, channels[p - 1], num_classes, config)
             for p in positions
         )
-        merge = config.merge_params if config.merge_params is not None else config.heads == 3
+        self.merge = config.merge
         self.branch_weight: nn.Parameter | None = None
         self.branch_shift: nn.Parameter | None = None
-        if merge:
+        self.logit_norm: nn.BatchNorm1d | None = None
+        if config.merge != "sum":
             self.branch_weight = nn.Parameter(torch.ones(len(positions)))
             self.branch_shift = nn.Parameter(torch.zeros(len(positions)))
+        if config.merge == "norm":
+            self.logit_norm = nn.BatchNorm1d(
+                len(positions), eps=config.bn_eps, momentum=config.bn_momentum, affine=False
+            )
 
-    def forward(self, x: Tensor) -> Tensor:
-        # x: [B, C, S, S] -> norms of each branch, stacked: [n_heads, B, K]
+    def branch_logits(self, x: Tensor) -> Tensor:
+        """The merged branch logits before their sum: ``[B, n_heads, K]``."""
+        # x: [B, C, S, S] -> capsule norms of each branch, stacked: [B, n_heads, K]
         norms: list[Tensor] = []
         heads = iter(self.heads)
         for i, block in enumerate(self.blocks):
             x = block(x)  # [B, C_i, S - 2(i+1), S - 2(i+1)]
             if i in self.head_after:
                 norms.append(next(heads)(x))
-        stacked = torch.stack(norms)  # [n_heads, B, K]
-        if self.branch_weight is not None and self.branch_shift is not None:
-            stacked = stacked * self.branch_weight[:, None, None] + self.branch_shift[:, None, None]
-        return stacked.sum(dim=0)  # [B, K]
+        stacked = torch.stack(norms, dim=1)  # [B, n_heads, K]
+        if self.branch_weight is None or self.branch_shift is None:
+            return stacked
+        stacked = stacked * self.branch_weight[:, None]
+        if self.logit_norm is not None:
+            # BatchNorm1d on [B, C = n_heads, L = K]: statistics per branch over B and K
+            stacked = self.logit_norm(stacked)
+        return stacked + self.branch_shift[:, None]  # [B, n_heads, K]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.branch_logits(x).sum(dim=1)  # [B, K]
 
 
 def _validate(config: ModelConfig, in_channels: int, input_size: int, num_classes: int) -> None:

@@ -35,10 +35,12 @@ def _heads(model: CapsuleNet) -> list[Any]:
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
-        ({}, 917_024),
-        ({"merge_params": True}, 917_026),
+        ({}, 917_026),
+        ({"merge": "affine"}, 917_026),
+        ({"merge": "sum"}, 917_024),
         ({"heads": 3}, 1_513_686),
-        ({"heads": 3, "merge_params": False}, 1_513_680),
+        ({"heads": 3, "merge": "affine"}, 1_513_686),
+        ({"heads": 3, "merge": "sum"}, 1_513_680),
     ],
 )
 def test_parameter_counts_on_mnist(overrides: dict[str, object], expected: int) -> None:
@@ -49,7 +51,7 @@ def test_parameter_counts_on_mnist(overrides: dict[str, object], expected: int) 
 def test_count_parameters_skips_frozen_and_buffers() -> None:
     model = CapsuleNet(ModelConfig(), 1, 28, 10)
     _heads(model)[0].weight.requires_grad_(False)
-    assert count_parameters(model) == 917_024 - 160_000
+    assert count_parameters(model) == 917_026 - 160_000
 
 
 @pytest.mark.parametrize("heads", [1, 3])
@@ -162,21 +164,79 @@ def test_init_values() -> None:
     assert model.branch_weight is not None and model.branch_shift is not None
     assert torch.equal(model.branch_weight, torch.ones(3))
     assert torch.equal(model.branch_shift, torch.zeros(3))
+    assert model.logit_norm is not None
+    assert torch.equal(model.logit_norm.running_mean, torch.zeros(3))
+    assert torch.equal(model.logit_norm.running_var, torch.ones(3))
 
 
-def test_merge_without_params_is_a_plain_sum() -> None:
-    config = _small(heads=3, merge_params=False)
+def test_affine_merge_starts_as_a_plain_sum() -> None:
+    config = _small(heads=3, merge="sum")
     model = build_model(config, 1, 28, 10, seed=0)
-    assert model.branch_weight is None
-    with_merge = build_model(config.model_copy(update={"merge_params": True}), 1, 28, 10, seed=0)
+    assert model.branch_weight is None and model.logit_norm is None
+    affine = build_model(config.model_copy(update={"merge": "affine"}), 1, 28, 10, seed=0)
+    assert affine.logit_norm is None
     x = torch.rand(4, 1, 28, 28) * 2 - 1
     # merge weights start at 1 and shifts at 0, so both give the same logits
-    torch.testing.assert_close(model(x), with_merge(x))
+    torch.testing.assert_close(model(x), affine(x))
+
+
+def _raw_norms(model: CapsuleNet, config: ModelConfig, x: torch.Tensor) -> torch.Tensor:
+    """The capsule norms [B, heads, K] of ``model``'s branches, before the merge."""
+    raw = CapsuleNet(config.model_copy(update={"merge": "sum"}), 1, 28, 10)
+    raw.load_state_dict(model.state_dict(), strict=False)  # all but the merge's own state
+    raw.train(model.training)
+    return raw.branch_logits(x)
+
+
+@pytest.mark.parametrize("heads", [1, 3])
+def test_train_mode_normalises_each_branch_over_batch_and_classes(heads: int) -> None:
+    config = _small(heads=heads)
+    model = build_model(config, 1, 28, 10, seed=0)
+    assert model.branch_weight is not None and model.branch_shift is not None
+    with torch.no_grad():
+        model.branch_shift.copy_(torch.tensor([0.3, -0.2, 0.5][:heads]))
+        model.branch_weight.copy_(torch.tensor([2.0, 0.5, 1.0][:heads]))
+    x = torch.rand(32, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    logits = model.branch_logits(x)  # [B, heads, K]
+    assert logits.shape == (32, heads, 10)
+    # per branch, over batch x classes: mean = the branch's shift, variance ~1
+    # (the branch weight is normalised away; eps = 1e-3 takes a little off the variance)
+    mean = logits.mean(dim=(0, 2))
+    var = logits.var(dim=(0, 2), unbiased=False)
+    torch.testing.assert_close(mean, model.branch_shift.detach(), atol=1e-5, rtol=0)
+    assert ((var > 0.9) & (var <= 1.0 + 1e-5)).all(), var
+    # ... and it is exactly the shift-only batch norm of weight x capsule norm
+    raw = _raw_norms(model, config, x) * model.branch_weight[:, None]
+    expected = F.batch_norm(raw, None, None, training=True, eps=1e-3)
+    torch.testing.assert_close(logits, expected + model.branch_shift[:, None])
+    torch.testing.assert_close(model(x), logits.sum(dim=1))
+
+
+@pytest.mark.parametrize("heads", [1, 3])
+def test_eval_mode_uses_the_running_statistics(heads: int) -> None:
+    config = _small(heads=heads, bn_momentum=0.5)
+    model = build_model(config, 1, 28, 10, seed=0)
+    norm = model.logit_norm
+    assert norm is not None and norm.momentum == 0.5
+    x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    raw = _raw_norms(model, config, x)  # the train-mode capsule norms: [B, heads, K]
+    model(x)  # one training step of the running statistics, momentum 0.5, from (0, 1)
+    torch.testing.assert_close(norm.running_mean, 0.5 * raw.mean(dim=(0, 2)))
+    torch.testing.assert_close(norm.running_var, 0.5 + 0.5 * raw.var(dim=(0, 2)))
+    model.eval()
+    logits = model.branch_logits(x)
+    raw_eval = _raw_norms(model, config, x)
+    expected = (raw_eval - norm.running_mean[:, None]) / (norm.running_var[:, None] + 1e-3).sqrt()
+    torch.testing.assert_close(logits, expected)
+    # running statistics: an image's logits do not depend on the rest of its batch
+    torch.testing.assert_close(model(x[:3]), model(x)[:3])
 
 
 def test_batch_norm_settings_follow_config() -> None:
-    model = CapsuleNet(ModelConfig(bn_momentum=0.01, bn_eps=1e-5), 1, 28, 10)
+    model = CapsuleNet(ModelConfig(heads=3, bn_momentum=0.01, bn_eps=1e-5), 1, 28, 10)
+    assert model.logit_norm is not None
     norms = [b.norm for b in _blocks(model)] + [h.norm for h in _heads(model)]
+    norms.append(model.logit_norm)
     assert all(n.momentum == 0.01 and n.eps == 1e-5 and not n.affine for n in norms)
 
 
