@@ -12,7 +12,7 @@ from types import MappingProxyType
 from trainers.errors import ConfigError
 from trainers.schedule import Benchmark, DataCut, DataIncrement, DataStep, Schedule
 
-__all__ = ["EXPERIMENTS", "experiment", "experiment_names"]
+__all__ = ["EXPERIMENTS", "canonical_name", "experiment", "experiment_names"]
 
 _LEVELS = (0.25, 0.5, 0.75)
 
@@ -41,11 +41,16 @@ def experiment_names() -> list[str]:
     return list(EXPERIMENTS)
 
 
-def experiment(name: str) -> Schedule:
-    """The schedule of a registered experiment (case-insensitive: ``e3``, ``benchmark``)."""
-    for key, schedule in EXPERIMENTS.items():
-        if key.lower() == name.strip().lower():
-            return schedule
+def canonical_name(name: str) -> str:
+    """A registered experiment's name, matched case-insensitively (``e3`` -> ``E3``)."""
+    for key in EXPERIMENTS:
+        if key.lower() == str(name).strip().lower():
+            return key
     raise ConfigError(
         f"unknown experiment {name!r}; expected one of: {', '.join(EXPERIMENTS)}"
     )
+
+
+def experiment(name: str) -> Schedule:
+    """The schedule of a registered experiment (case-insensitive: ``e3``, ``benchmark``)."""
+    return EXPERIMENTS[canonical_name(name)]
