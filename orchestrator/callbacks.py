@@ -48,18 +48,25 @@ class MlflowCallback(Callback):
     def __init__(self, tracker: Tracker) -> None:
         self.tracker = tracker
         self.history: dict[str, list[dict[str, float]]] = {}
+        self.started: set[str] = set()  # trials whose trainable's start is logged
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its run config; the live client stays with this driver.
-        return {"history": {}}
+        return {"history": {}, "started": set()}
 
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.tracker.start_trial(_spec(trial).key, trial.trial_id)
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.started.discard(_spec(trial).key)  # the retry's first report starts it again
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
         key = _spec(trial).key
         report = from_result(result)
+        if key not in self.started:
+            # The run starts when the trainable did (not when Tune placed the trial, which
+            # waits for a worker): its duration is the trial's.
+            started = report.started_ms if isinstance(report, EpochReport) else 0
+            self.tracker.start_trial(key, trial.trial_id, started or None)
+            self.started.add(key)
         if isinstance(report, FinalReport):
             # Read (for a resumed trial, from MLflow) when the writer thread sends it.
             artifacts: dict[str, str | Callable[[], str]] = {
@@ -90,7 +97,11 @@ class MlflowCallback(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error = getattr(trial, "error_file", None) or "see the Ray Tune trial log"
-        self.tracker.mark_failed(_spec(trial).key, f"trial failed after retries: {error}")
+        key = _spec(trial).key
+        if key not in self.started:  # failed before its first report: its run says so
+            self.tracker.start_trial(key, trial.trial_id)
+            self.started.add(key)
+        self.tracker.mark_failed(key, f"trial failed after retries: {error}")
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.tracker.close_parents()

@@ -24,7 +24,7 @@ from orchestrator.baselines import (
     short_epochs,
     uniform_schedule,
 )
-from orchestrator.recipe import PLACEMENT_FIELDS, Placement, Resources, Training
+from orchestrator.recipe import Placement, Resources, Training, lift_placement
 from orchestrator.record import trial_key
 from orchestrator.validate import build_train_config, parse_model
 from trainers.config import (
@@ -126,20 +126,7 @@ class Grid(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _placement_shorthand(cls, raw: Any) -> Any:
-        """``data_dir:`` at the top and ``training: {device, threads}`` are placement."""
-        if not isinstance(raw, dict):
-            return raw
-        raw = dict(raw)
-        moved = {k: raw.pop(k) for k in ("data_dir",) if k in raw}
-        training = raw.get("training")
-        if isinstance(training, dict):
-            moved.update({k: training[k] for k in PLACEMENT_FIELDS if k in training})
-            raw["training"] = {k: v for k, v in training.items() if k not in PLACEMENT_FIELDS}
-        if moved:
-            placement = raw.get("placement") or {}
-            if isinstance(placement, dict):
-                raw["placement"] = {**moved, **placement}
-        return raw
+        return lift_placement(raw)
 
     @field_validator("experiments")
     @classmethod
@@ -270,6 +257,8 @@ class TrialSpec(_Strict):
     config: TrainConfig
     checkpoint_every: int = 1
     checkpoint_dir: str = ""
+    system_metrics_uri: str | None = None
+    """Where the trial's worker sends MLflow system metrics (None: it sends none)."""
 
 
 def shipped_grids() -> dict[str, Path]:

@@ -81,7 +81,8 @@ def make_plan(options: PlanOptions) -> Plan:
     check_tracking(uri)
     storage = (options.storage or default_storage()).resolve()
     trials = [
-        t.model_copy(update={"checkpoint_dir": str(storage / "checkpoints" / slug(t.key))})
+        t.model_copy(update={"checkpoint_dir": str(storage / "checkpoints" / slug(t.key)),
+                             "system_metrics_uri": uri if options.system_metrics else None})
         for t in grid.trials(name)
     ]
     return Plan(name=name, grid=grid, tracking_uri=uri, storage=storage,

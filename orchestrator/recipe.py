@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from trainers.config import TrainConfig
 
-__all__ = ["GRID_FIELDS", "PLACEMENT_FIELDS", "Placement", "Resources", "Training"]
+__all__ = ["GRID_FIELDS", "PLACEMENT_FIELDS", "Placement", "Resources", "Training",
+           "lift_placement"]
 
 
 class _Strict(BaseModel):
@@ -76,3 +77,20 @@ Training = create_model(  # type: ignore[call-overload]
     **{name: _optional(name) for name in TrainConfig.model_fields
        if name not in GRID_FIELDS and name not in PLACEMENT_FIELDS},
 )
+
+
+def lift_placement(raw: Any) -> Any:
+    """A raw grid with ``data_dir:`` (top level) and ``training: {device, threads}`` moved
+    into ``placement:`` (a shorthand older grid files use); ``placement:`` itself wins."""
+    if not isinstance(raw, dict):
+        return raw
+    raw = dict(raw)
+    moved = {k: raw.pop(k) for k in ("data_dir",) if k in raw}
+    training = raw.get("training")
+    if isinstance(training, dict):
+        moved.update({k: training[k] for k in PLACEMENT_FIELDS if k in training})
+        raw["training"] = {k: v for k, v in training.items() if k not in PLACEMENT_FIELDS}
+    placement = raw.get("placement") or {}
+    if moved and isinstance(placement, dict):
+        raw["placement"] = {**moved, **placement}
+    return raw

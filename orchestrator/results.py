@@ -64,6 +64,9 @@ class EpochReport:
     epoch_s: float
     hardware: Hardware | None = None
     """Sent with the first epoch of every (re)start."""
+    started_ms: int = 0
+    """On the first report of every (re)start of the trainable: when it started (Unix ms,
+    the trial's run starts then); 0 on the others."""
     replayed: bool = False
     """An epoch from before a checkpoint, sent again in case the driver never logged it."""
 
@@ -99,7 +102,8 @@ class FinalReport:
 
 
 def _numeric(cls: type) -> tuple[str, ...]:
-    skip = {"epoch", "hardware", "replayed", "emissions_attribution", "codecarbon_csv"}
+    skip = {"epoch", "hardware", "started_ms", "replayed", "emissions_attribution",
+            "codecarbon_csv"}
     return tuple(f.name for f in fields(cls) if f.name not in skip)
 
 

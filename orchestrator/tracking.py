@@ -101,9 +101,11 @@ class Tracker:
 
     # -- queued writes ---------------------------------------------------------------------
 
-    def start_trial(self, key: str, tune_trial_id: str = "") -> None:
-        """The trial's run starts now: made (or found) when the writer reaches it."""
-        start = _now_ms()
+    def start_trial(self, key: str, tune_trial_id: str = "", start_ms: int | None = None
+                    ) -> None:
+        """The trial's run starts at ``start_ms`` (default: now): made, or found and marked
+        running, when the writer reaches it."""
+        start = start_ms or _now_ms()
         self.last_step.setdefault(key, 0)
         self.writer.put(f"start of {key}", lambda: self._open(key, start, tune_trial_id))
 

@@ -25,6 +25,7 @@ from ray import tune
 
 from orchestrator.grid import TrialSpec
 from orchestrator.results import EpochReport, FinalReport, Hardware, to_result, trial_spec
+from orchestrator.sysmetrics import system_metrics
 from trainers.emissions import EmissionsReading
 from trainers.run import build_trainer, run_training
 from trainers.train import EpochResult, Trainer
@@ -91,7 +92,7 @@ def _history(state: dict[str, Any]) -> list[EpochResult]:
     return [EpochResult(**row) for row in state["history"]]
 
 
-def epoch_report(result: EpochResult, hw: Hardware | None = None,
+def epoch_report(result: EpochResult, hw: Hardware | None = None, started_ms: int = 0,
                  replayed: bool = False) -> EpochReport:
     """The trainer's epoch as the trial reports it (its test top-1 is ``top1``)."""
     return EpochReport(
@@ -99,13 +100,13 @@ def epoch_report(result: EpochResult, hw: Hardware | None = None,
         evaluations=result.evaluations, scoring_evaluations=result.scoring_evaluations,
         train_loss=result.train_loss, train_top1=result.train_top1,
         test_loss=result.test_loss, top1=result.test_top1, lr=result.lr,
-        epoch_s=result.epoch_s, hardware=hw, replayed=replayed,
+        epoch_s=result.epoch_s, hardware=hw, started_ms=started_ms, replayed=replayed,
     )
 
 
 def train_trial(params: dict[str, Any]) -> None:
     """Function trainable (runs on a worker)."""
-    start = time.perf_counter()
+    start, started_ms = time.perf_counter(), int(time.time() * 1000)
     spec = trial_spec(params)
     resources = tune.get_context().get_trial_resources().required_resources
     config = spec.config.model_copy(
@@ -126,19 +127,22 @@ def train_trial(params: dict[str, Any]) -> None:
         first = result.epoch == restore_epoch + 1  # hardware, once per (re)start
         if result.epoch % spec.checkpoint_every == 0 or result.epoch == config.epochs:
             save_checkpoint(ckpt_dir, tr.state_dict(), so_far or EmissionsReading())
-        tune.report(to_result(epoch_report(result, info if first else None)))
+        tune.report(to_result(epoch_report(result, info if first else None,
+                                           started_ms if first and restore is None else 0)))
 
     restore_epoch = int(restore["epoch"]) if restore else 0
     if restore is not None:
         # Epochs done before the checkpoint may not have reached the driver (it can die
         # between our checkpoint and its log): report them again; the driver skips every
         # step MLflow already holds.
-        for earlier in _history(restore):
-            tune.report(to_result(epoch_report(earlier, replayed=True)))
-    summary = run_training(
-        config, out_dir, on_epoch=on_epoch, trainer=trainer, restore=restore,
-        emissions_so_far=so_far,
-    )
+        for i, earlier in enumerate(_history(restore)):
+            tune.report(to_result(epoch_report(earlier, started_ms=started_ms if i == 0 else 0,
+                                               replayed=True)))
+    with system_metrics(spec.system_metrics_uri, spec.grid, spec.key):
+        summary = run_training(
+            config, out_dir, on_epoch=on_epoch, trainer=trainer, restore=restore,
+            emissions_so_far=so_far,
+        )
     # The finished state, with the emissions of every piece: a re-run of this trial (its
     # final metrics lost with the driver, say) only replays, it never trains again.
     save_checkpoint(ckpt_dir, trainer.state_dict(), summary.emissions)
