@@ -60,6 +60,7 @@ class Tracker:
         self.parents: dict[str, str] = {}  # experiment label -> parent run id
         self.last_step: dict[str, int] = {}  # trial key -> last epoch already in MLflow
         self._series_done: set[str] = set()  # parents whose per-epoch series are logged
+        self._started: set[str] = set()  # experiments with a trial started by this driver
         self._ended: dict[str, int] = {}  # experiment -> last child end (ms)
 
     def __enter__(self) -> Tracker:
@@ -107,6 +108,7 @@ class Tracker:
         running, when the writer reaches it."""
         start = start_ms or _now_ms()
         self.last_step.setdefault(key, 0)
+        self._started.add(self.specs[key].experiment)
         self.writer.put(f"start of {key}", lambda: self._open(key, start, tune_trial_id))
 
     def log_epoch(self, key: str, report: EpochReport) -> None:
@@ -161,8 +163,9 @@ class Tracker:
         self.writer.put(f"failure of {key}", op)
 
     def close_parents(self) -> None:
-        """End the parents of experiments that did not finish every seed (the others are)."""
-        for experiment in {spec.experiment for spec in self.specs.values()}:
+        """End the parents of experiments this driver ran that did not finish every seed
+        (the others ended with their last seed)."""
+        for experiment in sorted(self._started):
             if experiment in self._series_done:
                 continue
             self.writer.put(f"aggregate of {experiment}",
@@ -247,7 +250,8 @@ class Tracker:
                 items += [Metric(name, mean, now, step),
                           Metric(record.std_name(name), std, now, step)]
         complete = len(children) >= len(planned)
-        if children and (complete or closing) and experiment not in self._series_done:
+        # The series once, when every seed is in: a step logged twice would draw twice.
+        if children and complete and experiment not in self._series_done:
             items += self._series(children, now)
             self._series_done.add(experiment)
         for start in range(0, len(items), _BATCH):
