@@ -61,6 +61,7 @@ class Tracker:
         self.last_step: dict[str, int] = {}  # trial key -> last epoch already in MLflow
         self._series_done: set[str] = set()  # parents whose per-epoch series are logged
         self._started: set[str] = set()  # experiments with a trial started by this driver
+        self._undescribed: set[str] = set()  # runs made whose params are not sent yet
         self._ended: dict[str, int] = {}  # experiment -> last child end (ms)
 
     def __enter__(self) -> Tracker:
@@ -175,30 +176,43 @@ class Tracker:
     # -- on the writer thread --------------------------------------------------------------
 
     def _open(self, key: str, start_ms: int, tune_trial_id: str) -> None:
+        """Find or make the trial's run; safe to retry after any step failed."""
         spec = self.specs[key]
         parent = self._parent(spec, start_ms)
         state: dict[str, str] = {Tag.STATE: State.RUNNING, Tag.TUNE_TRIAL_ID: tune_trial_id}
-        if key in self.runs:
-            self.client.update_run(self.runs[key], status="RUNNING")
-            self.client.log_batch(self.runs[key], tags=_run_tags(state), synchronous=True)
-            return
-        tags = {**self._tags(spec, Kind.TRIAL), **state, Tag.PARENT_RUN: parent,
-                Tag.EXPERIMENT: spec.experiment, Tag.TRIAL_KEY: key, Tag.SEED: str(spec.seed)}
-        run_id = str(self.client.create_run(self.experiment_id, start_time=start_ms, tags=tags,
-                                            run_name=f"{spec.experiment}-seed{spec.seed}"
-                                            ).info.run_id)
-        self._describe(run_id, spec, exclude=set())
-        self.runs[key] = run_id
+        if key not in self.runs:  # a retried start may have made it already: look first
+            found = self.search(Kind.TRIAL, **{Tag.TRIAL_KEY: key})
+            if found:
+                self.runs[key] = found[0].info.run_id
+            else:
+                tags = {**self._tags(spec, Kind.TRIAL), **state, Tag.PARENT_RUN: parent,
+                        Tag.EXPERIMENT: spec.experiment, Tag.TRIAL_KEY: key,
+                        Tag.SEED: str(spec.seed)}
+                self.runs[key] = self._create(start_ms, tags, f"{spec.experiment}-seed{spec.seed}")
+        run_id = self.runs[key]
+        if run_id in self._undescribed:
+            self._describe(run_id, spec, exclude=set())
+            self._undescribed.discard(run_id)
+        else:
+            self.client.update_run(run_id, status="RUNNING")
+            self.client.log_batch(run_id, tags=_run_tags(state), synchronous=True)
 
     def _parent(self, spec: TrialSpec, start_ms: int) -> str:
         if spec.experiment not in self.parents:
             tags = {**self._tags(spec, Kind.EXPERIMENT), Tag.PARENT_OF: spec.experiment}
-            run_id = str(self.client.create_run(self.experiment_id, start_time=start_ms,
-                                                tags=tags, run_name=spec.experiment
-                                                ).info.run_id)
+            self.parents[spec.experiment] = self._create(start_ms, tags, spec.experiment)
+        run_id = self.parents[spec.experiment]
+        if run_id in self._undescribed:
             self._describe(run_id, spec, exclude={"seed"})
-            self.parents[spec.experiment] = run_id
-        return self.parents[spec.experiment]
+            self._undescribed.discard(run_id)
+        return run_id
+
+    def _create(self, start_ms: int, tags: dict[str, str], name: str) -> str:
+        """A new run; its params and dataset follow (``_describe``), retried on their own."""
+        run_id = str(self.client.create_run(self.experiment_id, start_time=start_ms,
+                                            tags=tags, run_name=name).info.run_id)
+        self._undescribed.add(run_id)
+        return run_id
 
     def _tags(self, spec: TrialSpec, kind: Kind) -> dict[str, str]:
         cfg = spec.config

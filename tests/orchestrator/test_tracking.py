@@ -117,3 +117,25 @@ def test_rejected_writes_are_dropped_counted_and_never_block(mlflow_server, capl
     assert len(tries) == 2 and client.get_run(run_id).data.tags["after"] == "yes"
     rejected = [r for r in caplog.records if "rejected" in r.getMessage()]
     assert len(rejected) == 1 and "HTTP 400" in rejected[0].getMessage()
+
+
+def test_a_start_retried_after_a_failure_makes_no_second_run(mlflow_server) -> None:
+    spec = _specs("tracking-retry")[0]
+    with Tracker(mlflow_server.uri, "tracking-retry", retry_s=0.1) as tracker:
+        tracker.prepare([spec], train_size=100)
+        describe, failures = tracker._describe, []
+
+        def flaky(*args: object, **kwargs: object) -> None:
+            if len(failures) < 2:  # the server goes away just after each run is made
+                failures.append(1)
+                raise MlflowException("away", error_code=TEMPORARILY_UNAVAILABLE)
+            describe(*args, **kwargs)  # type: ignore[arg-type]
+
+        tracker._describe = flaky  # type: ignore[method-assign]
+        tracker.start_trial(spec.key)
+        tracker.log_epoch(spec.key, _epoch(1, 0.5))
+        assert tracker.flush(timeout_s=60) and tracker.writer.rejected == []
+    client = MlflowClient(mlflow_server.uri)
+    runs = client.search_runs([tracker.experiment_id], "")
+    assert len(runs) == 2, [r.data.tags.get(Tag.KIND) for r in runs]  # one trial, one parent
+    assert all(r.data.params["epochs"] for r in runs)
