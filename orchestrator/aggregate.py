@@ -30,6 +30,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from orchestrator import record
+from orchestrator.baselines import BASELINES
+from orchestrator.record import Kind, State, Tag
 from orchestrator.statistics import (
     ALPHA,
     MIN_SEEDS,
@@ -55,14 +58,16 @@ __all__ = [
     "trial_table",
 ]
 
-T = "lessdata."  # tag prefix, as in orchestrator/tracking.py
 BENCHMARK = "Benchmark"
-TAG_COLUMNS = ("experiment", "method", "schedule", "seed", "dataset", "selection",
-               "hardware", "node")  # fmt: skip
-METRIC_COLUMNS = {  # trial column -> MLflow final metric
+TAG_COLUMNS = {  # trial column -> MLflow tag
+    "experiment": Tag.EXPERIMENT, "method": Tag.METHOD, "schedule": Tag.SCHEDULE,
+    "seed": Tag.SEED, "dataset": Tag.DATASET, "selection": Tag.SELECTION,
+    "hardware": Tag.HARDWARE, "node": Tag.NODE,
+}  # fmt: skip
+METRIC_COLUMNS = {  # trial column -> MLflow metric (a series' last value is its total)
     "best_top1": "best_top1",
     "final_top1": "final_top1",
-    "evaluations": "total_evaluations",
+    "evaluations": "evaluations",
     "scoring_evaluations": "scoring_evaluations",
     "train_s": "train_s",
     "trial_s": "trial_s",
@@ -94,7 +99,7 @@ _MEANS = {
     "emissions_kg_mean": ("emissions_kg", "emissions_change_pct"),
     "emissions_estimate_kg_mean": ("emissions_estimate_kg", "emissions_estimate_change_pct"),
 }
-TWINS = ("uniform", "short")  # X-uniform, X-short: budget-matched baselines of X
+TWINS = BASELINES  # X-uniform, X-short: budget-matched baselines of X
 DEFAULT_MARGIN = 0.1  # equivalence margin, accuracy points: MNIST-like data
 
 
@@ -114,35 +119,23 @@ def trial_table(tracking_uri: str, grid: str) -> pd.DataFrame:
 
 
 def _finished_runs(uri: str, grid: str) -> list[Any]:
-    from mlflow import MlflowClient
-
-    from orchestrator.tracking import check_tracking
+    from orchestrator.preflight import check_tracking
 
     check_tracking(uri)
-    client = MlflowClient(tracking_uri=uri)
-    experiment = client.get_experiment_by_name(grid)
-    if experiment is None or experiment.lifecycle_stage != "active":
+    client = record.client(uri)
+    experiment = record.experiment_id(client, grid)
+    if experiment is None:
         known = sorted(e.name for e in client.search_experiments() if e.name != "Default")
         raise TrackingError(
             f"no grid named {grid!r} at {uri}; known grids: {', '.join(known) or 'none'}"
         )
-    quoted = grid.replace("'", "\\'")
-    flt = (f"tags.`{T}grid` = '{quoted}' and tags.`{T}kind` = 'trial'"
-           f" and tags.`{T}state` = 'finished'")
-    runs: list[Any] = []
-    token = None
-    while True:
-        page = client.search_runs([experiment.experiment_id], filter_string=flt,
-                                  max_results=1000, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
+    return record.search(client, experiment, {Tag.GRID: grid, Tag.KIND: Kind.TRIAL,
+                                              Tag.STATE: State.FINISHED})
 
 
 def _trial_row(run: Any) -> dict[str, Any]:
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-    row: dict[str, Any] = {name: tags.get(f"{T}{name}") for name in TAG_COLUMNS}
+    row: dict[str, Any] = {name: tags.get(tag) for name, tag in TAG_COLUMNS.items()}
     row["run_id"] = run.info.run_id
     for name in ("epochs", "train_size"):
         row[name] = int(params[name]) if name in params else None

@@ -14,11 +14,16 @@ numbers and schedules: the grid (``orchestrator.grid``) names and expands the tw
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from trainers.schedule import Breakpoint, Piecewise, Schedule, counts, round_half_up
 
-__all__ = ["BASELINES", "planned_evaluations", "short_epochs", "uniform_schedule"]
+__all__ = ["BASELINES", "BaselineKind", "planned_evaluations", "short_epochs",
+           "uniform_schedule"]
 
-BASELINES = ("uniform", "short")
+BaselineKind = Literal["uniform", "short"]
+"""A budget-matched twin of experiment X, named ``X-<kind>``: the one list of twin kinds."""
+BASELINES: tuple[BaselineKind, ...] = get_args(BaselineKind)
 
 
 def planned_evaluations(schedule: Schedule, selection: str, anneal: float, n: int,

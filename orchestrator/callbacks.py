@@ -14,20 +14,26 @@ from typing import Any
 from ray.tune import Callback
 from rich.console import Console
 
-from orchestrator.tracking import EPOCH_METRICS, FINAL_METRICS, Tracker
+from orchestrator.grid import TrialSpec
+from orchestrator.record import EPOCH_METRICS
+from orchestrator.results import EpochReport, FinalReport, from_result, is_final, trial_spec
+from orchestrator.tracking import Tracker
 
 __all__ = ["MlflowCallback", "ProgressCallback"]
 
 log = logging.getLogger(__name__)
 
-HARDWARE_TAGS = ("node", "node_ip", "node_id", "cpu_model", "gpu_model", "hardware")
+
+_SPECS: dict[str, TrialSpec] = {}  # Tune trial id -> its spec, parsed once
 
 
-def _key(trial: Any) -> str:
-    return str(trial.config["trial"]["key"])
+def _spec(trial: Any) -> TrialSpec:
+    if trial.trial_id not in _SPECS:
+        _SPECS[trial.trial_id] = trial_spec(trial.config)
+    return _SPECS[trial.trial_id]
 
 
-def _history_csv(rows: list[dict[str, Any]]) -> str:
+def _history_csv(rows: list[dict[str, float]]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["epoch", *EPOCH_METRICS])
     writer.writeheader()
@@ -41,48 +47,43 @@ class MlflowCallback(Callback):
 
     def __init__(self, tracker: Tracker) -> None:
         self.tracker = tracker
-        self.history: dict[str, list[dict[str, Any]]] = {}
+        self.history: dict[str, list[dict[str, float]]] = {}
+        self.started: set[str] = set()  # trials whose trainable's start is logged
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its run config; the live client stays with this driver.
-        return {"history": {}}
+        return {"history": {}, "started": set()}
 
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.tracker.set_tags(_key(trial), {"lessdata.state": "running",
-                                            "lessdata.tune_trial_id": trial.trial_id})
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.started.discard(_spec(trial).key)  # the retry's first report starts it again
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
-        key = _key(trial)
-        hw = {f"lessdata.{k}": result[k] for k in HARDWARE_TAGS if k in result}
-        if result.get("final"):
-            metrics = {k: result[k] for k in FINAL_METRICS if k in result}
-            metrics.update(
-                best_epoch=result["best_epoch"],
-                emissions_measured=result["emissions_measured"],
-                emissions_share=result["emissions_share"],
-            )
+        key = _spec(trial).key
+        report = from_result(result)
+        if key not in self.started:
+            # The run starts when the trainable did (not when Tune placed the trial, which
+            # waits for a worker): its duration is the trial's.
+            started = report.started_ms if isinstance(report, EpochReport) else 0
+            self.tracker.start_trial(key, trial.trial_id, started or None)
+            self.started.add(key)
+        if isinstance(report, FinalReport):
             # Read (for a resumed trial, from MLflow) when the writer thread sends it.
             artifacts: dict[str, str | Callable[[], str]] = {
                 "epochs.csv": functools.partial(self._epochs_csv, key)}
-            if result.get("codecarbon_csv"):
-                artifacts["codecarbon/emissions.csv"] = result["codecarbon_csv"]
-            tags = {**hw, "lessdata.emissions_attribution":
-                    result.get("emissions_attribution", "")}
-            self.tracker.log_final(key, metrics, artifacts, tags)
-            self.tracker.update_parent(trial.config["trial"]["experiment"])
+            if report.codecarbon_csv:
+                artifacts["codecarbon/emissions.csv"] = report.codecarbon_csv
+            self.tracker.log_final(key, report, artifacts)
             return
-        epoch = int(result["epoch"])
-        row = {"epoch": epoch, **{k: result[k] for k in EPOCH_METRICS}}
-        self.history.setdefault(key, []).append(row)
-        self.tracker.log_epoch(key, epoch, {k: result[k] for k in EPOCH_METRICS}, hw)
+        self.history.setdefault(key, []).append({"epoch": report.epoch, **report.metrics()})
+        self.tracker.log_epoch(key, report)
 
     def _epochs_csv(self, key: str) -> str:
         return _history_csv(self._full_history(key))
 
-    def _full_history(self, key: str) -> list[dict[str, Any]]:
+    def _full_history(self, key: str) -> list[dict[str, float]]:
         """Epochs seen by this driver, completed from MLflow for epochs logged earlier."""
-        rows = {r["epoch"]: r for r in self.history.get(key, [])}
+        rows = {int(r["epoch"]): r for r in self.history.get(key, [])}
         if len(rows) and min(rows) == 1:
             return [rows[e] for e in sorted(rows)]
         try:
@@ -96,7 +97,11 @@ class MlflowCallback(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         error = getattr(trial, "error_file", None) or "see the Ray Tune trial log"
-        self.tracker.mark_failed(_key(trial), f"trial failed after retries: {error}")
+        key = _spec(trial).key
+        if key not in self.started:  # failed before its first report: its run says so
+            self.tracker.start_trial(key, trial.trial_id)
+            self.started.add(key)
+        self.tracker.mark_failed(key, f"trial failed after retries: {error}")
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.tracker.close_parents()
@@ -143,33 +148,33 @@ class ProgressCallback(Callback):
                 f"elapsed={elapsed:,.0f}s eta={eta_s}")
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        key = _key(trial)
+        key = _spec(trial).key
         self.running.add(key)
         self.console.print(f"start  {key}  {self._summary()}")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
-        key = _key(trial)
-        if not result.get("final"):
-            epochs = int(trial.config["trial"]["config"]["epochs"])
-            self.epochs[key] = (int(result["epoch"]), epochs)
+        spec = _spec(trial)
+        report = from_result(result)
+        if isinstance(report, EpochReport):
+            self.epochs[spec.key] = (report.epoch, spec.config.epochs)
         if time.monotonic() - self._last > self.every_s:
             self._last = time.monotonic()
             self.console.print(f"       {self._summary()}")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        key = _key(trial)
+        key = _spec(trial).key
         self.running.discard(key)
         self.done.add(key)
-        top1 = (trial.last_result or {}).get("best_top1")
-        shown = f" best_top1={top1:.4f}" if isinstance(top1, float) else ""
+        last = from_result(trial.last_result) if is_final(trial.last_result) else None
+        shown = f" best_top1={last.best_top1:.4f}" if isinstance(last, FinalReport) else ""
         self.console.print(f"done   {key}{shown}  {self._summary()}")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        key = _key(trial)
+        key = _spec(trial).key
         self.running.discard(key)
         self.failed.add(key)
         self.console.print(f"[red]failed[/red] {key}  {self._summary()}")
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.console.print(f"retry  {_key(trial)} (from its last checkpoint)")
+        self.console.print(f"retry  {_spec(trial).key} (from its last checkpoint)")

@@ -7,8 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trainers.errors import ConfigError
-
 __all__ = ["add_commands"]
 
 
@@ -19,21 +17,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("resume", help="finish the unfinished trials of a grid submitted earlier")
     p.add_argument("name")
-    p.add_argument("--storage", type=Path)
+    p.add_argument("--storage", type=Path, help=STORAGE_HELP)
     p.add_argument("--address")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_cmd_resume)
 
-    p = sub.add_parser("status", help="trials done / running / failed of a grid")
-    p.add_argument("name")
-    p.add_argument("--tracking-uri")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("status", help="trials pending / running / finished / failed of a grid")
+    _read_args(p)
     p.set_defaults(run=_cmd_status)
 
     p = sub.add_parser("report", help="the paper-style comparison table of a grid")
-    p.add_argument("name")
-    p.add_argument("--tracking-uri")
-    p.add_argument("--json", action="store_true")
+    _read_args(p)
     p.add_argument("--out", type=Path, help="also write CSV, Markdown and PNG plots here")
     p.set_defaults(run=_cmd_report)
 
@@ -41,6 +35,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tracking-uri")
     p.add_argument("--out", type=Path, default=Path("runs/demo-report"))
     p.set_defaults(run=_cmd_demo)
+
+
+STORAGE_HELP = ("where the grid was submitted (its plan, checkpoints and Tune state; "
+                "default: $LESSDATA_STORAGE or ./runs)")
+
+
+def _read_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name")
+    p.add_argument("--storage", type=Path, help=STORAGE_HELP)
+    p.add_argument("--tracking-uri", help="default: the one the grid was submitted to")
+    p.add_argument("--json", action="store_true")
 
 
 def _submit_args(p: argparse.ArgumentParser) -> None:
@@ -56,6 +61,8 @@ def _submit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", type=Path, help="checkpoints and Tune state, on storage every "
                    "node sees (default: $LESSDATA_STORAGE or ./runs)")
     p.add_argument("--force", action="store_true", help="re-run trials already finished")
+    p.add_argument("--system-metrics", action="store_true",
+                   help="MLflow system metrics (CPU, GPU, memory) on every trial's run")
     p.add_argument("--json", action="store_true")
 
 
@@ -73,8 +80,20 @@ def _summary(result: Any, as_json: bool) -> int:
         if result.unsent_writes:
             print(f"  {result.unsent_writes} tracking writes did not reach {result.tracking_uri}"
                   f": run `lessdata resume {result.name}` once it is back")
+        for rejected in result.rejected_writes:
+            print(f"  rejected by the tracking server, dropped: {rejected}")
         print(f"report:  lessdata report {result.name} --tracking-uri {result.tracking_uri}")
-    return 1 if result.failed or result.unfinished or result.unsent_writes else 0
+        _print_link(result.tracking_uri, result.experiment_id)
+    return 1 if (result.failed or result.unfinished or result.unsent_writes
+                 or result.rejected_writes) else 0
+
+
+def _print_link(uri: str, experiment_id: str) -> None:
+    from orchestrator.record import runs_url
+
+    if not uri.startswith(("http://", "https://")):
+        print(f"runs:    .venv/bin/mlflow ui --backend-store-uri {uri} --port 5000   # then")
+    print(f"runs:    {runs_url(uri, experiment_id)}")
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
@@ -83,32 +102,22 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     options = SubmitOptions(
         grid=args.grid, dataset=args.dataset, data_dir=args.data_dir, seeds=args.seeds,
         epochs=args.epochs, tracking_uri=args.tracking_uri, address=args.address,
-        name=args.name, storage=args.storage, force=args.force, quiet=args.json,
+        name=args.name, storage=args.storage, system_metrics=args.system_metrics,
+        force=args.force, quiet=args.json,
     )
     return _summary(submit(options), args.json)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from orchestrator.submit import SubmitOptions, record_path, submit
+    from orchestrator.submit import resume
 
-    path = record_path(args.name, args.storage)
-    if not path.exists():
-        raise ConfigError(f"no grid named {args.name!r} was submitted here ({path} is missing)")
-    rec = json.loads(path.read_text())
-    options = SubmitOptions(
-        grid=rec["grid"], dataset=rec["dataset"],
-        data_dir=Path(rec["data_dir"]) if rec["data_dir"] else None, seeds=rec["seeds"],
-        epochs=rec["epochs"], tracking_uri=rec["tracking_uri"],
-        address=args.address or rec["address"], name=rec["name"],
-        storage=Path(rec["storage"]), quiet=args.json,
-    )
-    return _summary(submit(options), args.json)
+    return _summary(resume(args.name, args.storage, args.address, quiet=args.json), args.json)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from orchestrator.status import grid_status
 
-    status = grid_status(args.name, args.tracking_uri)
+    status = grid_status(args.name, args.storage, args.tracking_uri)
     if args.json:
         print(json.dumps(status, indent=2))
         return 0
@@ -123,10 +132,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from orchestrator.plan import tracking_uri_of
+    from orchestrator.preflight import require_store
     from orchestrator.report import make_report, render
-    from orchestrator.tracking import default_tracking_uri, require_store
 
-    uri = args.tracking_uri or default_tracking_uri()
+    uri = tracking_uri_of(args.name, args.storage, args.tracking_uri)
     require_store(uri)
     table, rows, warning = make_report(uri, args.name, args.out)
     if args.json:
@@ -140,23 +150,28 @@ def _cmd_report(args: argparse.Namespace) -> int:
     render(table, console)
     if args.out:
         console.print(f"wrote {args.out}/ (CSV, Markdown, PNG plots; also logged to MLflow)")
+    _print_link(uri, _experiment_id(uri, args.name))
     return 0
+
+
+def _experiment_id(uri: str, name: str) -> str:
+    from orchestrator import record
+
+    return record.experiment_id(record.client(uri), name) or "0"
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     import time
 
+    from orchestrator.record import default_tracking_uri
     from orchestrator.submit import SubmitOptions, submit
-    from orchestrator.tracking import default_tracking_uri
 
     uri = args.tracking_uri or default_tracking_uri()
     start = time.perf_counter()
     result = submit(SubmitOptions(grid="demo", tracking_uri=uri))
     code = _summary(result, False)
-    report = argparse.Namespace(name=result.name, tracking_uri=uri, json=False, out=args.out)
+    report = argparse.Namespace(name=result.name, tracking_uri=uri, storage=None, json=False,
+                                out=args.out)
     _cmd_report(report)
     print(f"demo finished in {time.perf_counter() - start:.0f} s")
-    print("open the MLflow UI on these runs with:\n"
-          f"  .venv/bin/mlflow ui --backend-store-uri {uri} --port 5000"
-          "   # then browse http://127.0.0.1:5000")
     return code

@@ -13,12 +13,19 @@ import re
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from orchestrator.baselines import planned_evaluations, short_epochs, uniform_schedule
+from orchestrator.baselines import (
+    BaselineKind,
+    planned_evaluations,
+    short_epochs,
+    uniform_schedule,
+)
+from orchestrator.recipe import Placement, Resources, Training, lift_placement
+from orchestrator.record import trial_key
 from orchestrator.validate import build_train_config, parse_model
 from trainers.config import (
     DatasetName,
@@ -28,11 +35,11 @@ from trainers.config import (
     TrainConfig,
 )
 from trainers.errors import ConfigError
-from trainers.experiments import EXPERIMENTS
+from trainers.experiments import EXPERIMENTS, canonical_name
 from trainers.schedule import Benchmark, Schedule
 
-__all__ = ["ExperimentPlan", "Grid", "Resources", "TrialSpec", "load_grid", "shipped_grids",
-           "trial_key"]
+__all__ = ["ExperimentPlan", "Grid", "Placement", "Resources", "TrialSpec", "load_grid",
+           "shipped_grids", "trial_key"]
 
 SeedCount = Annotated[int, Field(ge=1, le=1000)]
 SeedList = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
@@ -43,35 +50,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Resources(_Strict):
-    """What one trial asks Ray for."""
-
-    cpu: Annotated[float, Field(gt=0.0)] = 1.0
-    gpu: Annotated[float, Field(ge=0.0)] = 0.0
-    """Fractional GPUs pack several small trials onto one device (e.g. 0.25)."""
-    node_type: str | None = None
-    """A Ray custom resource every trial needs 0.001 of: pins a grid to one kind of node."""
-
-    @field_validator("gpu")
-    @classmethod
-    def _whole_or_fraction(cls, gpu: float) -> float:
-        if gpu > 1.0 and gpu != int(gpu):
-            raise ValueError(f"more than one GPU must be a whole number, got gpu={gpu}")
-        return gpu
-
-    def ray_resources(self) -> dict[str, float]:
-        res = {"cpu": self.cpu, "gpu": self.gpu}
-        if self.node_type:
-            res[self.node_type] = 0.001
-        return res
-
-
 def _canonical_experiment(name: str) -> str:
-    canonical = {k.lower(): k for k in EXPERIMENTS}
-    key = canonical.get(str(name).strip().lower())
-    if key is None:
-        raise ValueError(f"unknown experiment {name!r}; expected one of: {', '.join(EXPERIMENTS)}")
-    return key
+    try:
+        return canonical_name(name)
+    except ConfigError as exc:  # inside a validator: pydantic names the field
+        raise ValueError(str(exc)) from None
 
 
 class CustomExperiment(_Strict):
@@ -115,47 +98,35 @@ class ExperimentPlan:
     """The experiment whose budget a generated baseline matches (None: not a twin)."""
 
 
-class Training(_Strict):
-    """Overrides of the training recipe (TrainConfig fields)."""
-
-    lr: Annotated[float, Field(gt=0.0)] | None = None
-    lr_decay: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
-    ema_decay: Annotated[float, Field(ge=0.0, lt=1.0)] | None = None
-    augment: bool | None = None
-    train_subset: Annotated[int, Field(ge=1)] | None = None
-    test_subset: Annotated[int, Field(ge=1)] | None = None
-    anneal: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
-    device: str | None = None
-    precision: str | None = None
-    compile: bool | None = None
-    channels_last: bool | None = None
-    threads: Annotated[int, Field(ge=1)] | None = None
-
-
 class Grid(_Strict):
     """One experiment grid: every experiment x every seed is one trial."""
 
     name: Annotated[str, Field(pattern=NAME)]
     description: str = ""
     dataset: DatasetName
-    data_dir: Path | None = None
     epochs: Annotated[int, Field(ge=1)] = 300
     batch_size: Annotated[int, Field(ge=1)] = 120
     seeds: SeedCount | SeedList = 1
     experiments: list[str] = Field(default_factory=list)
     custom: list[CustomExperiment] = Field(default_factory=list)
     selection: SelectionName = "fixed"
-    baselines: list[Literal["uniform", "short"]] = Field(default_factory=list)
+    baselines: list[BaselineKind] = Field(default_factory=list)
     """Budget-matched twins to add for every experiment that is not full data:
     ``X-uniform`` (constant fraction) and ``X-short`` (all data, fewer epochs)."""
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: Training = Field(default_factory=Training)
+    placement: Placement = Field(default_factory=Placement)
     resources: Resources = Field(default_factory=Resources)
     emissions: EmissionsConfig = Field(default_factory=EmissionsConfig)
     checkpoint_every: Annotated[int, Field(ge=1)] = 1
     """Checkpoint the whole trainer state every k epochs (and at the last)."""
     max_failures: Annotated[int, Field(ge=0)] = 2
     """Retries of a failed trial, each from its last checkpoint."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _placement_shorthand(cls, raw: Any) -> Any:
+        return lift_placement(raw)
 
     @field_validator("experiments")
     @classmethod
@@ -244,7 +215,7 @@ class Grid(_Strict):
         return build_train_config(
             {
                 "dataset": self.dataset,
-                "data_dir": self.data_dir,
+                **self.placement.model_dump(exclude_none=True),
                 "experiment": experiment,
                 "schedule": plan.schedule.model_dump(),
                 "selection": plan.selection,
@@ -286,11 +257,8 @@ class TrialSpec(_Strict):
     config: TrainConfig
     checkpoint_every: int = 1
     checkpoint_dir: str = ""
-
-
-def trial_key(grid: str, experiment: str, seed: int) -> str:
-    """The deterministic identity of a trial (and of its MLflow run)."""
-    return f"{grid}/{experiment}/seed={seed}"
+    system_metrics_uri: str | None = None
+    """Where the trial's worker sends MLflow system metrics (None: it sends none)."""
 
 
 def shipped_grids() -> dict[str, Path]:
@@ -323,7 +291,12 @@ def load_grid(ref: str | Path, **overrides: Any) -> Grid:
         raise ConfigError(f"{path}: cannot read grid file: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a grid file must be a YAML mapping, got {type(raw).__name__}")
-    raw.update({k: v for k, v in overrides.items() if v is not None})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if "data_dir" in overrides:  # the command line's folder wins over the file's
+        placement = raw.get("placement")
+        placement = placement if isinstance(placement, dict) else {}
+        raw["placement"] = {**placement, "data_dir": overrides.pop("data_dir")}
+    raw.update(overrides)
     grid = parse_model(Grid, raw, where=str(path))
     # Expanding checks every trial's full TrainConfig too, before any compute.
     grid.trials()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from orchestrator import provenance, record
 from orchestrator.aggregate import (
     DEFAULT_MARGIN,
     claim_note,
@@ -21,6 +22,7 @@ from orchestrator.aggregate import (
     hardware_warning,
     trial_table,
 )
+from orchestrator.record import Kind, Tag
 from trainers.errors import TrackingError
 
 if TYPE_CHECKING:
@@ -46,9 +48,9 @@ TWIN_NOTE = ("; vs uniform / vs short: Δ top-1 (pp) and paired p of X vs its bu
 def report_rows(table: pd.DataFrame) -> list[dict[str, Any]]:
     """The experiment table as JSON-ready dicts (NaN and infinities become None)."""
     rows = []
-    for record in table.to_dict("records"):
-        row = {str(k): _plain(v) for k, v in record.items()}
-        row["schedule_summary"] = schedule_summary(record["schedule"])
+    for entry in table.to_dict("records"):
+        row = {str(k): _plain(v) for k, v in entry.items()}
+        row["schedule_summary"] = schedule_summary(entry["schedule"])
         rows.append(row)
     return rows
 
@@ -217,30 +219,25 @@ def write_outputs(trials: pd.DataFrame, table: pd.DataFrame, out_dir: Path,
 
 
 def log_report(tracking_uri: str, grid: str, paths: list[Path]) -> str:
-    """Log ``paths`` as artifacts of the grid's one report run (found again by its tags)."""
-    from mlflow import MlflowClient
+    """Log ``paths`` as artifacts of the grid's report run.
 
-    client = MlflowClient(tracking_uri=tracking_uri)
-    experiment = client.get_experiment_by_name(grid)
+    Each report makes a fresh run and deletes the earlier ones, so the run's duration is
+    the upload's, not the time since the first report.
+    """
+    client = record.client(tracking_uri)
+    experiment = record.experiment_id(client, grid)
     if experiment is None:
         raise TrackingError(f"no grid named {grid!r} at {tracking_uri}")
-    quoted = grid.replace("'", "\\'")
-    found = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.`lessdata.kind` = 'grid' and tags.`lessdata.grid` = '{quoted}'",
-        order_by=["attributes.start_time ASC"],
-        max_results=1,
-    )
-    if found:
-        run_id = found[0].info.run_id
-    else:
-        tags = {"lessdata.kind": "grid", "lessdata.grid": grid}
-        run_id = client.create_run(experiment.experiment_id, run_name="report",
-                                   tags=tags).info.run_id
+    tags: dict[str, str] = {Tag.KIND: Kind.GRID, Tag.GRID: grid}
+    earlier = record.search(client, experiment, tags)
+    run_id = client.create_run(experiment, run_name="report", tags={
+        **tags, Tag.GIT_COMMIT: provenance.git_sha(), Tag.USER: provenance.user()}).info.run_id
     for path in paths:
         client.log_artifact(run_id, str(path))
     client.set_terminated(run_id)
-    return run_id
+    for run in earlier:
+        client.delete_run(run.info.run_id)
+    return str(run_id)
 
 
 def make_report(tracking_uri: str, grid: str, out_dir: Path | None,

@@ -1,442 +1,299 @@
-"""MLflow tracking, on the driver: deterministic run identity, buffered writes.
+"""MLflow tracking of one grid, on the driver: runs found by identity, written by one thread.
 
-Every trial's run is found again by its tag ``lessdata.trial_key`` (grid/experiment/seed):
-a resumed or re-submitted grid never makes a second run for the same trial. Writes go
-through a queue that one writer thread sends in order: Tune's event loop never waits on
-the server, and when the server is away the writes wait and are sent once it is back, so
-a tracking outage never fails a trial. Steps already in MLflow are never logged
-again. See docs/tracking.md for every tag, param and metric.
+A trial's run is made when its trial starts (so its duration is the trial's) and found
+again by its key ``lessdata.trial_key`` on every later resume, retry or re-submission:
+never a second run for one trial. A parent run per experiment carries the grid's params
+and the children's metric keys (mean under the same name, std as ``<name>_std``) and,
+once every seed is in, the per-epoch mean and std series. Every write goes through
+``orchestrator.writer``; the record's shape comes from ``orchestrator.record``. Steps
+already in MLflow are never logged again. See docs/tracking.md.
 """
 
 from __future__ import annotations
 
 import functools
-import logging
-import os
-import statistics
-import subprocess
-import threading
+import hashlib
+import json
 import time
-import urllib.error
-import urllib.request
-from collections import deque
 from collections.abc import Callable, Iterable
-from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
 
-from trainers.errors import TrackingError
+from orchestrator import provenance, record
+from orchestrator.record import Kind, State, Tag
+from orchestrator.results import EpochReport, FinalReport, Hardware
+from orchestrator.writer import Writer
 
-__all__ = [
-    "FINAL_METRICS",
-    "Tracker",
-    "check_tracking",
-    "default_tracking_uri",
-    "flatten",
-    "git_sha",
-    "package_version",
-    "require_store",
-]
+if TYPE_CHECKING:
+    from orchestrator.grid import TrialSpec
 
-log = logging.getLogger(__name__)
+__all__ = ["Tracker"]
 
-T = "lessdata."  # tag prefix
-FINAL_METRICS = (
-    "best_top1",
-    "final_top1",
-    "total_evaluations",
-    "scoring_evaluations",
-    "train_s",
-    "trial_s",
-    "energy_kwh",
-    "emissions_kg",
-    "emissions_estimate_kg",
-)
-EPOCH_METRICS = (
-    "fraction", "samples", "evaluations", "train_loss", "train_top1",
-    "test_loss", "test_top1", "lr", "epoch_s", "scoring_evaluations",
-)  # fmt: skip
+_BATCH = 1000  # MLflow's limit of metrics per log_batch
 
 
-def default_tracking_uri() -> str:
-    """$MLFLOW_TRACKING_URI, else a local SQLite store under ./runs (no server needed)."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return uri
-    return f"sqlite:///{Path('runs/mlflow.db').resolve()}"
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
-def check_tracking(uri: str, timeout_s: float = 20.0) -> None:
-    """Refuse an unreachable or unauthorised tracking server before any compute."""
-    if not uri.startswith(("http://", "https://")):
-        return  # a local store: created on first use, after every other check passed
-    base = uri.rstrip("/")
-    try:
-        with urllib.request.urlopen(f"{base}/health", timeout=timeout_s) as resp:
-            resp.read()
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise TrackingError(f"tracking server {uri} is unreachable: {reason}") from None
-    request = urllib.request.Request(
-        f"{base}/api/2.0/mlflow/experiments/search?max_results=1", headers=_auth_headers()
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as resp:
-            resp.read()
-    except urllib.error.HTTPError as exc:
-        if exc.code in (401, 403):
-            hint = (
-                "set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
-                if "MLFLOW_TRACKING_USERNAME" not in os.environ
-                else "check MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD"
-            )
-            raise TrackingError(
-                f"tracking server {uri} refused the credentials (HTTP {exc.code}): {hint}"
-            ) from None
-        raise TrackingError(f"tracking server {uri} answered HTTP {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise TrackingError(f"tracking server {uri} is unreachable: {exc}") from None
-
-
-def require_store(uri: str) -> None:
-    """For reading commands: a local SQLite store must exist (never create an empty one)."""
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        raise TrackingError(f"no MLflow store at {uri} (nothing was submitted there)")
-    check_tracking(uri)
-
-
-def _auth_headers() -> dict[str, str]:
-    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
-    password = os.environ.get("MLFLOW_TRACKING_PASSWORD", "")
-    if not user:
-        return {}
-    import base64
-
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
-
-
-def package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("lessdata")
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def git_sha() -> str:
-    """The code's commit ($LESSDATA_GIT_SHA in images without .git)."""
-    if sha := os.environ.get("LESSDATA_GIT_SHA"):
-        return sha
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """Nested config -> {'model.width': '0.25', ...} for MLflow params."""
-    out: dict[str, str] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = str(value)
-    return out
-
-
-def _quote(value: str) -> str:
-    return value.replace("'", "\\'")
+def _hardware_tags(hw: Hardware | None) -> dict[str, str]:
+    return {} if hw is None else {tag: getattr(hw, f) for f, tag in record.HARDWARE_TAGS.items()}
 
 
 class Tracker:
-    """The driver's MLflow writer for one grid.
+    """The driver's MLflow writer for one grid; a context manager around its writer thread.
 
-    Runs are found or made synchronously (``ensure_runs``, before any trial starts); every
-    later write is queued and sent in order by one writer thread. Callers are Tune's
-    callbacks, which Tune calls serially.
+    Callers are Tune's callbacks, which Tune calls serially; they only queue writes.
     """
 
-    RETRY_S = 2.0
-
-    def __init__(self, uri: str, grid: str) -> None:
-        import mlflow
-        from mlflow import MlflowClient
-
-        # A server away must not block the driver for minutes in MLflow's own retries:
-        # our queue retries instead.
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        # Keep stdout for the CLI's own output (--json); MLflow would print run links there.
-        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-        if uri.startswith("sqlite:///"):
-            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, uri: str, grid: str, retry_s: float = 2.0) -> None:
         self.uri = uri
         self.grid = grid
-        self.client = MlflowClient(tracking_uri=uri)
-        self._mlflow = mlflow
-        existing = self.client.get_experiment_by_name(grid)
-        self.experiment_id = (
-            existing.experiment_id if existing else self.client.create_experiment(grid)
-        )
-        self.runs: dict[str, str] = {}  # trial key -> run id
+        self.client = record.client(uri)
+        experiment = record.experiment_id(self.client, grid, create=True)
+        assert experiment is not None  # create=True
+        self.experiment_id = experiment
+        self.writer = Writer(f"lessdata-mlflow-{grid}", retry_s=retry_s)
+        self.specs: dict[str, TrialSpec] = {}
+        self.train_size: int | None = None
+        self.runs: dict[str, str] = {}  # trial key -> run id (found, or made at its start)
         self.parents: dict[str, str] = {}  # experiment label -> parent run id
-        self.last_step: dict[str, int] = {}  # run id -> last epoch already in MLflow
-        # Writes wait here, in order, for one writer thread (started on the first write):
-        # a slow or absent server never stalls Tune's event loop, so never the trials.
-        self._pending: deque[tuple[str, Callable[[], Any]]] = deque()
-        self._cond = threading.Condition()
-        self._writer: threading.Thread | None = None
-        self._inflight: tuple[str, Callable[[], Any]] | None = None
+        self.last_step: dict[str, int] = {}  # trial key -> last epoch already in MLflow
+        self._series_done: set[str] = set()  # parents whose per-epoch series are logged
+        self._started: set[str] = set()  # experiments with a trial started by this driver
+        self._undescribed: set[str] = set()  # runs made whose params are not sent yet
+        self._ended: dict[str, int] = {}  # experiment -> last child end (ms)
 
-    # -- finding runs ----------------------------------------------------------------------
+    def __enter__(self) -> Tracker:
+        self.writer.__enter__()
+        return self
 
-    def search(self, kind: str, extra: str = "") -> list[Any]:
-        flt = f"tags.`{T}grid` = '{_quote(self.grid)}' and tags.`{T}kind` = '{kind}'"
-        if extra:
-            flt += f" and {extra}"
-        runs: list[Any] = []
-        token = None
-        while True:
-            page = self.client.search_runs(
-                [self.experiment_id], filter_string=flt, max_results=1000, page_token=token
-            )
-            runs.extend(page)
-            token = page.token
-            if not token:
-                return runs
-
-    def ensure_runs(self, trials: Iterable[Any], train_size: int | None = None) -> None:
-        """Find or create the parent run of every experiment and the run of every trial.
-
-        Runs are made now, before any trial starts (their ids are the trials' identity);
-        their params follow through the write queue.
-        """
-        trials = list(trials)
-        found = {r.data.tags[f"{T}trial_key"]: r for r in self.search("trial")}
-        parents = {r.data.tags[f"{T}experiment"]: r.info.run_id for r in self.search("experiment")}
-        for spec in trials:
-            if spec.experiment not in parents:
-                parents[spec.experiment] = self.client.create_run(
-                    self.experiment_id,
-                    run_name=f"{spec.experiment}",
-                    tags=self._tags(spec, kind="experiment"),
-                ).info.run_id
-            self.parents[spec.experiment] = parents[spec.experiment]
-            if spec.key in found:
-                run = found[spec.key]
-                self.runs[spec.key] = run.info.run_id
-                history = self.client.get_metric_history(run.info.run_id, "evaluations")
-                self.last_step[run.info.run_id] = max((m.step for m in history), default=0)
-        common = {"lessdata_version": package_version(), "git_sha": git_sha()}
-        if train_size is not None:
-            common["train_size"] = str(train_size)
-        for spec in trials:
-            if spec.key in found:
-                continue
-            run_id = self._create_trial_run(spec)
-            params = flatten(spec.config.model_dump(mode="json"))
-            params.update(common, checkpoint_every=str(spec.checkpoint_every))
-            self._enqueue(f"params of {spec.key}",
-                          functools.partial(self._mlflow_params, run_id, params))
-            self.runs[spec.key] = run_id
-            self.last_step[run_id] = 0
-
-    def _create_trial_run(self, spec: Any) -> str:
-        tags = {
-            **self._tags(spec, kind="trial"),
-            "mlflow.parentRunId": self.parents[spec.experiment],
-            f"{T}state": "pending",
-        }
-        return str(self.client.create_run(
-            self.experiment_id, run_name=f"{spec.experiment}-seed{spec.seed}", tags=tags
-        ).info.run_id)
-
-    def _tags(self, spec: Any, kind: str) -> dict[str, str]:
-        cfg = spec.config
-        tags = {
-            f"{T}kind": kind,
-            f"{T}grid": self.grid,
-            f"{T}experiment": spec.experiment,
-            f"{T}method": cfg.schedule.method,
-            f"{T}schedule": cfg.schedule.model_dump_json(),
-            f"{T}dataset": cfg.dataset,
-            f"{T}selection": cfg.selection,
-        }
-        if kind == "trial":
-            tags.update({f"{T}trial_key": spec.key, f"{T}seed": str(spec.seed)})
-        return tags
-
-    def _mlflow_params(self, run_id: str, params: dict[str, str]) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(k, v[:6000]) for k, v in params.items()]
-        for start in range(0, len(items), 100):
-            self.client.log_batch(run_id, params=items[start : start + 100], synchronous=True)
-
-    def finished_keys(self) -> set[str]:
-        return {
-            r.data.tags[f"{T}trial_key"]
-            for r in self.search("trial", f"tags.`{T}state` = 'finished'")
-        }
-
-    # -- buffered writes -------------------------------------------------------------------
-
-    def _enqueue(self, what: str, op: Callable[[], Any]) -> None:
-        """Queue a write for the writer thread; Tune's event loop never waits on MLflow."""
-        with self._cond:
-            self._pending.append((what, op))
-            if self._writer is None:
-                self._writer = threading.Thread(target=self._write_loop, daemon=True,
-                                                 name=f"lessdata-mlflow-{self.grid}")
-                self._writer.start()
-            self._cond.notify_all()
-
-    def _write_loop(self) -> None:
-        """Send queued writes in order; while the server is away, retry every ``RETRY_S``."""
-        away_since: float | None = None
-        while True:
-            with self._cond:
-                while not self._pending:
-                    self._cond.notify_all()  # wakes flush()
-                    self._cond.wait()
-                self._inflight = self._pending.popleft()
-            what, op = self._inflight
-            try:
-                op()
-            except Exception as exc:  # noqa: BLE001 - any failure means: try again later
-                with self._cond:  # first in line again
-                    self._pending.appendleft(self._inflight)
-                    self._inflight = None
-                if away_since is None:
-                    away_since = time.monotonic()
-                    first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-                    log.warning("tracking server unavailable (%s); %d writes wait: %s",
-                                what, self.pending, first or type(exc).__name__)
-                with self._cond:
-                    self._cond.wait(timeout=self.RETRY_S)
-                continue
-            with self._cond:
-                self._inflight = None
-            if away_since is not None:
-                log.warning("tracking server back after %.0f s; sending %d queued writes",
-                            time.monotonic() - away_since, self.pending)
-                away_since = None
-
-    def flush(self, timeout_s: float = 120.0) -> bool:
-        """Wait up to ``timeout_s`` for every queued write to reach the server."""
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while self.pending:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.notify_all()  # a writer waiting out RETRY_S tries again now
-                self._cond.wait(timeout=min(left, self.RETRY_S))
-        return True
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.writer.__exit__(exc_type, exc, tb)
 
     @property
     def pending(self) -> int:
-        """Writes queued and not yet acknowledged by the server."""
-        return len(self._pending) + (self._inflight is not None)
+        return self.writer.pending
 
-    def log_epoch(self, key: str, step: int, metrics: dict[str, float],
-                  tags: dict[str, str] | None = None) -> None:
-        """Per-epoch metrics at ``step`` (the epoch), and ``tags`` in the same write; a step
-        already logged is skipped (its tags are still sent)."""
-        from mlflow.entities import Metric, RunTag
+    def flush(self, timeout_s: float = 120.0) -> bool:
+        return self.writer.flush(timeout_s)
 
-        run_id = self.runs[key]
-        items: list[Metric] = []
-        if step > self.last_step.get(run_id, 0):
-            self.last_step[run_id] = step
-            now = int(time.time() * 1000)
-            items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        labels = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
-        if not items and not labels:
-            return
-        self._enqueue(f"epoch {step} of {key}",
-                      lambda: self.client.log_batch(run_id, metrics=items, tags=labels,
-                                                    synchronous=True))
+    # -- finding runs (synchronous, before any trial starts) -------------------------------
 
-    def set_tags(self, key: str, tags: dict[str, str]) -> None:
-        from mlflow.entities import RunTag
+    def search(self, kind: Kind, **tags: str) -> list[Any]:
+        return record.search(self.client, self.experiment_id,
+                             {Tag.GRID: self.grid, Tag.KIND: kind, **tags})
 
-        run_id = self.runs[key]
-        items = [RunTag(k, str(v)) for k, v in tags.items()]
-        self._enqueue(f"tags of {key}",
-                      lambda: self.client.log_batch(run_id, tags=items, synchronous=True))
+    def prepare(self, trials: Iterable[TrialSpec], train_size: int | None = None) -> set[str]:
+        """Find the runs earlier submissions made; the keys of the trials already finished."""
+        self.specs = {t.key: t for t in trials}
+        self.train_size = train_size
+        finished = set()
+        for run in self.search(Kind.TRIAL):
+            key = run.data.tags[Tag.TRIAL_KEY]
+            if key in self.specs:
+                self.runs[key] = run.info.run_id
+                self.last_step[key] = record.last_step(self.client, run.info.run_id)
+                if run.data.tags.get(Tag.STATE) == State.FINISHED:
+                    finished.add(key)
+        for run in self.search(Kind.EXPERIMENT):
+            self.parents[run.data.tags[Tag.PARENT_OF]] = run.info.run_id
+        return finished
 
-    def log_final(self, key: str, metrics: dict[str, float],
-                  artifacts: dict[str, str | Callable[[], str]],
-                  tags: dict[str, str] | None = None) -> None:
-        """Final metrics, ``tags`` and text artifacts (name -> content, or a function that
-        makes it on the writer thread); marks the run finished."""
-        from mlflow.entities import Metric, RunTag
+    # -- queued writes ---------------------------------------------------------------------
 
-        run_id = self.runs[key]
-        now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
-        done = [RunTag(k, str(v)) for k, v in (tags or {}).items()]
-        done.append(RunTag(f"{T}state", "finished"))
+    def start_trial(self, key: str, tune_trial_id: str = "", start_ms: int | None = None
+                    ) -> None:
+        """The trial's run starts at ``start_ms`` (default: now): made, or found and marked
+        running, when the writer reaches it."""
+        start = start_ms or _now_ms()
+        self.last_step.setdefault(key, 0)
+        self._started.add(self.specs[key].experiment)
+        self.writer.put(f"start of {key}", lambda: self._open(key, start, tune_trial_id))
 
-        def op() -> None:
-            for name, text in artifacts.items():
-                self.client.log_text(run_id, text if isinstance(text, str) else text(), name)
-            self.client.log_batch(run_id, metrics=items, tags=done, synchronous=True)
-            self.client.set_terminated(run_id, "FINISHED")
-
-        self._enqueue(f"final metrics of {key}", op)
-
-    def mark_failed(self, key: str, reason: str) -> None:
-        run_id = self.runs[key]
-
-        def op() -> None:
-            self.client.set_tag(run_id, f"{T}state", "failed")
-            self.client.set_tag(run_id, f"{T}error", reason[:5000])
-            self.client.set_terminated(run_id, "FAILED")
-
-        self._enqueue(f"failure of {key}", op)
-
-    def update_parent(self, experiment: str) -> None:
-        """Mean and std over the finished seeds of every final metric, on the parent run.
-
-        It reads the finished seeds when it is sent, so an aggregate of the same experiment
-        still waiting in the queue is dropped: the new one, last in line, counts them all.
-        """
-        what = f"aggregate of {experiment}"
-        with self._cond:
-            for item in [item for item in self._pending if item[0] == what]:
-                self._pending.remove(item)
-        self._enqueue(what, lambda: self._aggregate(experiment))
-
-    def _aggregate(self, experiment: str) -> None:
+    def log_epoch(self, key: str, report: EpochReport) -> None:
+        """One epoch at step = epoch (skipped when MLflow has it), and its hardware tags."""
         from mlflow.entities import Metric
 
-        children = self.search(
-            "trial",
-            f"tags.`{T}experiment` = '{_quote(experiment)}' and tags.`{T}state` = 'finished'",
-        )
-        now = int(time.time() * 1000)
-        items = [Metric("n_seeds", float(len(children)), now, 0)]
-        for name in FINAL_METRICS:
-            values = [c.data.metrics[name] for c in children if name in c.data.metrics]
-            if not values:
-                continue
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            items += [Metric(f"{name}_mean", statistics.fmean(values), now, 0),
-                      Metric(f"{name}_std", std, now, 0)]
-        self.client.log_batch(self.parents[experiment], metrics=items, synchronous=True)
+        items: list[Metric] = []
+        if report.epoch > self.last_step.get(key, 0):
+            self.last_step[key] = report.epoch
+            now = _now_ms()
+            items = [Metric(k, v, now, report.epoch) for k, v in report.metrics().items()]
+        tags = _run_tags(_hardware_tags(report.hardware))
+        if items or tags:
+            self.writer.put(f"epoch {report.epoch} of {key}", lambda: self.client.log_batch(
+                self.runs[key], metrics=items, tags=tags, synchronous=True))
+
+    def log_final(self, key: str, report: FinalReport,
+                  artifacts: dict[str, str | Callable[[], str]]) -> None:
+        """Final metrics at step = last epoch, tags, text artifacts (or functions making
+        them on the writer thread), the share param; the run ends now."""
+        from mlflow.entities import Metric, Param
+
+        end, step = _now_ms(), report.epochs_trained
+        metrics = [Metric(k, v, end, step) for k, v in report.metrics().items()]
+        tags = _run_tags({**_hardware_tags(report.hardware), Tag.STATE: State.FINISHED,
+                          Tag.EMISSIONS_ATTRIBUTION: report.emissions_attribution})
+        share = [Param("emissions.share", str(report.emissions_share))]
+        experiment = self.specs[key].experiment
+        self._ended[experiment] = max(end, self._ended.get(experiment, 0))
+
+        def op() -> None:
+            run_id = self.runs[key]
+            for name, text in artifacts.items():
+                self.client.log_text(run_id, text if isinstance(text, str) else text(), name)
+            self.client.log_batch(run_id, metrics=metrics, params=share, tags=tags,
+                                  synchronous=True)
+            self.client.set_terminated(run_id, "FINISHED", end_time=end)
+
+        self.writer.put(f"final metrics of {key}", op)
+        self.writer.put(f"aggregate of {experiment}", lambda: self._aggregate(experiment),
+                        replace=True)  # the newest counts every seed finished before it
+
+    def mark_failed(self, key: str, reason: str) -> None:
+        end = _now_ms()
+
+        def op() -> None:
+            run_id = self.runs[key]
+            self.client.set_tag(run_id, Tag.STATE, State.FAILED)
+            self.client.set_tag(run_id, Tag.ERROR, reason[:5000])
+            self.client.set_terminated(run_id, "FAILED", end_time=end)
+
+        self.writer.put(f"failure of {key}", op)
 
     def close_parents(self) -> None:
-        for run_id in self.parents.values():
-            self._enqueue("close parent", functools.partial(self.client.set_terminated, run_id))
+        """End the parents of experiments this driver ran that did not finish every seed
+        (the others ended with their last seed)."""
+        for experiment in sorted(self._started):
+            if experiment in self._series_done:
+                continue
+            self.writer.put(f"aggregate of {experiment}",
+                            functools.partial(self._aggregate, experiment, closing=True),
+                            replace=True)
+
+    # -- on the writer thread --------------------------------------------------------------
+
+    def _open(self, key: str, start_ms: int, tune_trial_id: str) -> None:
+        """Find or make the trial's run; safe to retry after any step failed."""
+        spec = self.specs[key]
+        parent = self._parent(spec, start_ms)
+        state: dict[str, str] = {Tag.STATE: State.RUNNING, Tag.TUNE_TRIAL_ID: tune_trial_id}
+        if key not in self.runs:  # a retried start may have made it already: look first
+            found = self.search(Kind.TRIAL, **{Tag.TRIAL_KEY: key})
+            if found:
+                self.runs[key] = found[0].info.run_id
+            else:
+                tags = {**self._tags(spec, Kind.TRIAL), **state, Tag.PARENT_RUN: parent,
+                        Tag.EXPERIMENT: spec.experiment, Tag.TRIAL_KEY: key,
+                        Tag.SEED: str(spec.seed)}
+                self.runs[key] = self._create(start_ms, tags, f"{spec.experiment}-seed{spec.seed}")
+        run_id = self.runs[key]
+        if run_id in self._undescribed:
+            self._describe(run_id, spec, exclude=set())
+            self._undescribed.discard(run_id)
+        else:
+            self.client.update_run(run_id, status="RUNNING")
+            self.client.log_batch(run_id, tags=_run_tags(state), synchronous=True)
+
+    def _parent(self, spec: TrialSpec, start_ms: int) -> str:
+        if spec.experiment not in self.parents:
+            tags = {**self._tags(spec, Kind.EXPERIMENT), Tag.PARENT_OF: spec.experiment}
+            self.parents[spec.experiment] = self._create(start_ms, tags, spec.experiment)
+        run_id = self.parents[spec.experiment]
+        if run_id in self._undescribed:
+            self._describe(run_id, spec, exclude={"seed"})
+            self._undescribed.discard(run_id)
+        return run_id
+
+    def _create(self, start_ms: int, tags: dict[str, str], name: str) -> str:
+        """A new run; its params and dataset follow (``_describe``), retried on their own."""
+        run_id = str(self.client.create_run(self.experiment_id, start_time=start_ms,
+                                            tags=tags, run_name=name).info.run_id)
+        self._undescribed.add(run_id)
+        return run_id
+
+    def _tags(self, spec: TrialSpec, kind: Kind) -> dict[str, str]:
+        cfg = spec.config
+        return {Tag.KIND: kind, Tag.GRID: self.grid, Tag.METHOD: cfg.schedule.method,
+                Tag.SCHEDULE: cfg.schedule.model_dump_json(), Tag.DATASET: cfg.dataset,
+                Tag.SELECTION: cfg.selection, Tag.GIT_COMMIT: provenance.git_sha(),
+                Tag.USER: provenance.user()}
+
+    def _describe(self, run_id: str, spec: TrialSpec, exclude: set[str]) -> None:
+        """A run's params (the resolved config; the share comes with the final metrics)
+        and its dataset input."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag, Param
+
+        config = spec.config.model_dump(mode="json", exclude={"emissions": {"share"}})
+        params = record.flatten(config)
+        params.update(checkpoint_every=str(spec.checkpoint_every),
+                      lessdata_version=provenance.package_version(),
+                      git_sha=provenance.git_sha())
+        if self.train_size is not None:
+            params["train_size"] = str(self.train_size)
+        items = [Param(k, v[:6000]) for k, v in params.items() if k not in exclude]
+        for start in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[start:start + 100], synchronous=True)
+        source = {"dataset": spec.config.dataset, "train_subset": spec.config.train_subset,
+                  "train_size": self.train_size}
+        digest = hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()[:8]
+        dataset = Dataset(name=spec.config.dataset, digest=digest, source_type="lessdata",
+                          source=json.dumps(source),
+                          profile=json.dumps({"num_rows": self.train_size}))
+        self.client.log_inputs(run_id, [DatasetInput(
+            dataset, tags=[InputTag("mlflow.data.context", "training")])])
+
+    def _aggregate(self, experiment: str, closing: bool = False) -> None:
+        """The parent's mean and std over the finished seeds (read now, from MLflow)."""
+        from mlflow.entities import Metric
+
+        if experiment not in self.parents:
+            return  # no trial of it ever started
+        parent = self.parents[experiment]
+        children = self.search(Kind.TRIAL, **{Tag.EXPERIMENT: experiment,
+                                              Tag.STATE: State.FINISHED})
+        planned = [s for s in self.specs.values() if s.experiment == experiment]
+        step, now = max(s.config.epochs for s in planned), _now_ms()
+        items = [Metric(record.N_SEEDS, float(len(children)), now, step)]
+        for name in record.FINAL_METRICS:
+            values = [c.data.metrics[name] for c in children if name in c.data.metrics]
+            if values:
+                mean, std = record.mean_std(values)
+                items += [Metric(name, mean, now, step),
+                          Metric(record.std_name(name), std, now, step)]
+        complete = len(children) >= len(planned)
+        # The series once, when every seed is in: a step logged twice would draw twice.
+        if children and complete and experiment not in self._series_done:
+            items += self._series(children, now)
+            self._series_done.add(experiment)
+        for start in range(0, len(items), _BATCH):
+            self.client.log_batch(parent, metrics=items[start:start + _BATCH],
+                                  synchronous=True)
+        if complete or closing:
+            status = "FINISHED" if children else "FAILED"
+            self.client.set_terminated(parent, status,
+                                       end_time=self._ended.get(experiment, now))
+
+    def _series(self, children: list[Any], now: int) -> list[Any]:
+        """Per epoch: mean and std over seeds of every epoch metric (the UI's seed band)."""
+        from mlflow.entities import Metric
+
+        out = []
+        for name in record.EPOCH_METRICS:
+            by_step: dict[int, list[float]] = {}
+            for child in children:
+                for m in self.client.get_metric_history(child.info.run_id, name):
+                    by_step.setdefault(m.step, []).append(m.value)
+            for step, values in sorted(by_step.items()):
+                mean, std = record.mean_std(values)
+                out += [Metric(name, mean, now, step),
+                        Metric(record.std_name(name), std, now, step)]
+        return out
+
+
+def _run_tags(tags: dict[str, str]) -> list[Any]:
+    from mlflow.entities import RunTag
+
+    return [RunTag(k, v) for k, v in tags.items()]

@@ -24,16 +24,18 @@ import torch
 from ray import tune
 
 from orchestrator.grid import TrialSpec
+from orchestrator.results import EpochReport, FinalReport, Hardware, to_result, trial_spec
+from orchestrator.sysmetrics import system_metrics
 from trainers.emissions import EmissionsReading
 from trainers.run import build_trainer, run_training
 from trainers.train import EpochResult, Trainer
 
-__all__ = ["hardware", "train_trial"]
+__all__ = ["epoch_report", "hardware", "train_trial"]
 
 STATE_FILE = "trainer.pt"
 
 
-def hardware(device: torch.device) -> dict[str, str]:
+def hardware(device: torch.device) -> Hardware:
     """Where a trial ran: node, CPU and GPU model (runtime compares only on like hardware)."""
     cpu = platform.processor() or platform.machine()
     try:
@@ -46,14 +48,14 @@ def hardware(device: torch.device) -> dict[str, str]:
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "none"
     import ray
 
-    return {
-        "node": socket.gethostname(),
-        "node_ip": ray.util.get_node_ip_address(),
-        "node_id": ray.get_runtime_context().get_node_id(),
-        "cpu_model": cpu,
-        "gpu_model": gpu,
-        "hardware": f"{cpu} | {gpu}",
-    }
+    return Hardware(
+        node=socket.gethostname(),
+        node_ip=ray.util.get_node_ip_address(),
+        node_id=ray.get_runtime_context().get_node_id(),
+        cpu_model=cpu,
+        gpu_model=gpu,
+        hardware=f"{cpu} | {gpu}",
+    )
 
 
 def _share(spec: TrialSpec, resources: dict[str, float]) -> float:
@@ -90,10 +92,22 @@ def _history(state: dict[str, Any]) -> list[EpochResult]:
     return [EpochResult(**row) for row in state["history"]]
 
 
+def epoch_report(result: EpochResult, hw: Hardware | None = None, started_ms: int = 0,
+                 replayed: bool = False) -> EpochReport:
+    """The trainer's epoch as the trial reports it (its test top-1 is ``top1``)."""
+    return EpochReport(
+        epoch=result.epoch, fraction=result.fraction, samples=result.samples,
+        evaluations=result.evaluations, scoring_evaluations=result.scoring_evaluations,
+        train_loss=result.train_loss, train_top1=result.train_top1,
+        test_loss=result.test_loss, top1=result.test_top1, lr=result.lr,
+        epoch_s=result.epoch_s, hardware=hw, started_ms=started_ms, replayed=replayed,
+    )
+
+
 def train_trial(params: dict[str, Any]) -> None:
     """Function trainable (runs on a worker)."""
-    start = time.perf_counter()
-    spec = TrialSpec.model_validate(params["trial"])
+    start, started_ms = time.perf_counter(), int(time.time() * 1000)
+    spec = trial_spec(params)
     resources = tune.get_context().get_trial_resources().required_resources
     config = spec.config.model_copy(
         update={
@@ -110,36 +124,35 @@ def train_trial(params: dict[str, Any]) -> None:
     out_dir = Path(tempfile.mkdtemp(prefix="lessdata-trial-"))
 
     def on_epoch(result: EpochResult, tr: Trainer) -> None:
-        metrics: dict[str, Any] = {**result.metrics(), "epoch": result.epoch, "final": False}
-        if result.epoch == restore_epoch + 1:
-            metrics.update(info)  # hardware, once per (re)start
+        first = result.epoch == restore_epoch + 1  # hardware, once per (re)start
         if result.epoch % spec.checkpoint_every == 0 or result.epoch == config.epochs:
             save_checkpoint(ckpt_dir, tr.state_dict(), so_far or EmissionsReading())
-        tune.report(metrics)
+        tune.report(to_result(epoch_report(result, info if first else None,
+                                           started_ms if first and restore is None else 0)))
 
     restore_epoch = int(restore["epoch"]) if restore else 0
     if restore is not None:
         # Epochs done before the checkpoint may not have reached the driver (it can die
         # between our checkpoint and its log): report them again; the driver skips every
         # step MLflow already holds.
-        for earlier in _history(restore):
-            tune.report({**earlier.metrics(), "epoch": earlier.epoch, "final": False,
-                         "replayed": True})
-    summary = run_training(
-        config, out_dir, on_epoch=on_epoch, trainer=trainer, restore=restore,
-        emissions_so_far=so_far,
-    )
+        for i, earlier in enumerate(_history(restore)):
+            tune.report(to_result(epoch_report(earlier, started_ms=started_ms if i == 0 else 0,
+                                               replayed=True)))
+    with system_metrics(spec.system_metrics_uri, spec.grid, spec.key):
+        summary = run_training(
+            config, out_dir, on_epoch=on_epoch, trainer=trainer, restore=restore,
+            emissions_so_far=so_far,
+        )
     # The finished state, with the emissions of every piece: a re-run of this trial (its
     # final metrics lost with the driver, say) only replays, it never trains again.
     save_checkpoint(ckpt_dir, trainer.state_dict(), summary.emissions)
     csv = summary.emissions.csv_path
-    final: dict[str, Any] = {
-        **summary.metrics(),
-        "total_evaluations": summary.result.evaluations,
-        "trial_s": time.perf_counter() - start,
-        "final": True,
-        "emissions_attribution": summary.emissions.attribution,
-        "codecarbon_csv": csv.read_text() if csv and csv.exists() else "",
-        **info,
-    }
-    tune.report(final)
+    e, r = summary.emissions, summary.result
+    tune.report(to_result(FinalReport(
+        best_top1=r.best_top1, best_epoch=r.best_epoch, final_top1=r.final_top1,
+        epochs_trained=r.epochs, train_s=r.train_s, trial_s=time.perf_counter() - start,
+        tracked_s=e.duration_s, energy_kwh=e.energy_kwh, emissions_kg=e.emissions_kg,
+        emissions_estimate_kg=e.estimate_kg, emissions_measured=float(e.measured),
+        emissions_share=e.share, hardware=info, emissions_attribution=e.attribution,
+        codecarbon_csv=csv.read_text() if csv and csv.exists() else "",
+    )))

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from trainers.config import TrainConfig
 from trainers.errors import ConfigError
-from trainers.experiments import experiment
+from trainers.experiments import canonical_name, experiment
 
 __all__ = ["build_train_config", "parse_model", "validation_message"]
 
@@ -58,14 +58,5 @@ def build_train_config(raw: dict[str, Any], where: str = "") -> TrainConfig:
         raw["schedule"] = experiment(raw.get("experiment", "Benchmark")).model_dump()
     if "experiment" in raw and raw.get("experiment") != "custom":
         with contextlib.suppress(ConfigError):  # else a user-named custom schedule
-            raw["experiment"] = _canonical(raw["experiment"])
+            raw["experiment"] = canonical_name(raw["experiment"])
     return parse_model(TrainConfig, raw, where)
-
-
-def _canonical(name: str) -> str:
-    from trainers.experiments import EXPERIMENTS
-
-    for key in EXPERIMENTS:
-        if key.lower() == name.strip().lower():
-            return key
-    raise ConfigError(name)

@@ -20,6 +20,7 @@ __all__ = [
     "SOURCE_LEGEND",
     "SELECTION_NOTE",
     "Source",
+    "canonical_name",
     "experiment",
     "experiment_names",
     "source_of",
@@ -68,11 +69,11 @@ def experiment_names() -> list[str]:
     return list(EXPERIMENTS)
 
 
-def experiment(name: str) -> Schedule:
-    """The schedule of a registered experiment (case-insensitive: ``e3``, ``benchmark``)."""
-    for key, schedule in EXPERIMENTS.items():
-        if key.lower() == name.strip().lower():
-            return schedule
+def canonical_name(name: str) -> str:
+    """A registered experiment's name, matched case-insensitively (``e3`` -> ``E3``)."""
+    for key in EXPERIMENTS:
+        if key.lower() == str(name).strip().lower():
+            return key
     raise ConfigError(
         f"unknown experiment {name!r}; expected one of: {', '.join(EXPERIMENTS)}"
     )
@@ -85,3 +86,8 @@ def source_of(name: str) -> Source:
     with another selection, or a budget-matched twin): ours.
     """
     return _SOURCES.get(name.strip().lower(), "ours")
+
+
+def experiment(name: str) -> Schedule:
+    """The schedule of a registered experiment (case-insensitive: ``e3``, ``benchmark``)."""
+    return EXPERIMENTS[canonical_name(name)]

@@ -156,3 +156,28 @@ def test_results_mnist_grid_writes_out_the_generated_twins_of_e3() -> None:
         assert plans[twin].schedule == generated[twin].schedule
         assert plans[twin].epochs == generated[twin].epochs
         assert plans[twin].selection == generated[twin].selection == "fixed"
+
+
+BASE = {"name": "g", "dataset": "digits", "epochs": 2, "experiments": ["Benchmark"]}
+
+
+def test_training_is_a_partial_train_config() -> None:
+    from orchestrator.recipe import GRID_FIELDS, PLACEMENT_FIELDS, Training
+    from trainers.config import TrainConfig
+
+    recipe = set(TrainConfig.model_fields) - set(GRID_FIELDS) - set(PLACEMENT_FIELDS)
+    assert set(Training.model_fields) == recipe and {"lr_min", "ema_warmup"} <= recipe
+    grid = Grid.model_validate({**BASE, "training": {"lr_min": 0.01, "ema_warmup": False}})
+    config = grid.trials()[0].config
+    assert config.lr_min == 0.01 and config.ema_warmup is False
+    with pytest.raises(ValueError, match="greater than 0"):
+        Grid.model_validate({**BASE, "training": {"lr": 0}})
+
+
+def test_placement_is_its_own_section_and_the_shorthand_moves_there() -> None:
+    grid = Grid.model_validate({**BASE, "data_dir": "/d", "training": {"threads": 2}})
+    assert grid.placement.threads == 2 and str(grid.placement.data_dir) == "/d"
+    assert grid.trials()[0].config.threads == 2
+    explicit = Grid.model_validate({**BASE, "training": {"threads": 2},
+                                    "placement": {"threads": 3}})
+    assert explicit.placement.threads == 3

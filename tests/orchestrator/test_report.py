@@ -79,17 +79,18 @@ def _add_trial(client: MlflowClient, exp_id: str, grid: str, experiment: str, se
             "lessdata.state": state, "lessdata.hardware": hardware, "lessdata.node": "node-a"}
     run_id = client.create_run(exp_id, run_name=f"{experiment}-seed{seed}", tags=tags).info.run_id
     now = int(time.time() * 1000)
-    metrics = [Metric("evaluations", 100.0 * step, now, step) for step in range(1, EPOCHS + 1)]
+    from trainers.experiments import EXPERIMENTS
+
+    total = evaluations(EXPERIMENTS.get(experiment, RAMP), TRAIN_SIZE, EPOCHS)
+    # Cumulative per epoch: its last value is the total (the report reads that).
+    metrics = [Metric("evaluations", total * step / EPOCHS, now, step)
+               for step in range(1, EPOCHS + 1)]
     if numbers is not None:
         top1, train_s, energy, emissions = numbers
-        from trainers.experiments import EXPERIMENTS
-
-        sched = EXPERIMENTS.get(experiment, RAMP)
         final = {"best_top1": top1, "final_top1": top1 - 0.001, "train_s": train_s,
                  "trial_s": train_s + 5, "energy_kwh": energy, "emissions_kg": emissions,
-                 "emissions_estimate_kg": emissions * 1.5, "best_epoch": EPOCHS,
-                 "total_evaluations": evaluations(sched, TRAIN_SIZE, EPOCHS)}
-        metrics += [Metric(k, float(v), now, 0) for k, v in final.items()]
+                 "emissions_estimate_kg": emissions * 1.5, "best_epoch": EPOCHS}
+        metrics += [Metric(k, float(v), now, EPOCHS) for k, v in final.items()]
     params = [Param("epochs", str(EPOCHS)), Param("train_size", str(TRAIN_SIZE))]
     client.log_batch(run_id, metrics=metrics, params=params, tags=[RunTag("x", "y")])
     return run_id
@@ -107,7 +108,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     _add_trial(client, exp_id, GRID, "E3", 3, (0.1, 1.0, 1.0, 1.0), state="failed")
     _add_trial(client, exp_id, GRID, "E3", 4, None, state="running")
     client.create_run(exp_id, run_name="E3", tags={
-        "lessdata.kind": "experiment", "lessdata.grid": GRID, "lessdata.experiment": "E3"})
+        "lessdata.kind": "experiment", "lessdata.grid": GRID, "lessdata.parent_of": "E3"})
     other = client.create_experiment("other-grid", artifact_location=artifacts)
     _add_trial(client, other, "other-grid", "Benchmark", 0, (0.5, 1.0, 1.0, 1.0))
     client.create_experiment("empty-grid", artifact_location=artifacts)
@@ -247,7 +248,7 @@ def test_write_outputs_writes_every_file(trials: pd.DataFrame, table: pd.DataFra
 def test_report_logs_to_one_grid_run(store: Store, tmp_path: Path) -> None:
     table, rows, warning = make_report(store.uri, GRID, tmp_path / "a")
     assert list(table["experiment"]) == ORDER and len(rows) == len(ORDER) and warning is None
-    log_report(store.uri, GRID, [tmp_path / "a" / "report.md"])
+    log_report(store.uri, GRID, [tmp_path / "a" / "report.md"])  # replaces the first
     client = MlflowClient(tracking_uri=store.uri)
     experiment = client.get_experiment_by_name(GRID)
     assert experiment is not None
@@ -256,7 +257,9 @@ def test_report_logs_to_one_grid_run(store: Store, tmp_path: Path) -> None:
     assert len(runs) == 1 and runs[0].info.run_name == "report"
     assert runs[0].data.tags["lessdata.grid"] == GRID
     logged = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
-    assert {"report.csv", "report.md", "schedules.png"} <= logged
+    assert logged == {"report.md"}  # the newest report's files, in the one grid run
+    run = runs[0].info
+    assert run.status == "FINISHED" and run.end_time - run.start_time < 60_000
     assert set(trial_table(store.uri, GRID)["run_id"]) == store.finished  # grid run not a trial
 
 

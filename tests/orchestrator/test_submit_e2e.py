@@ -27,7 +27,8 @@ GRID = {
     "experiments": ["Benchmark", "E3"],
     "custom": [{"name": "half-first", "schedule": STEP}],
     "model": {"width": 0.125},
-    "training": {"train_subset": TRAIN, "test_subset": 120, "threads": 1},
+    "training": {"train_subset": TRAIN, "test_subset": 120},
+    "placement": {"threads": 1},
     "emissions": {"measure_power_secs": 1},
     "checkpoint_every": 1,
 }
@@ -78,13 +79,24 @@ def test_one_run_per_trial_with_tags_and_history(submitted: dict,
         assert tags["lessdata.method"] in ("benchmark", "data_step", "piecewise")
         assert tags["lessdata.node"] and tags["lessdata.hardware"]
         assert run.data.params["epochs"] == str(EPOCHS) and run.data.params["git_sha"]
+        assert tags["mlflow.source.git.commit"] == run.data.params["git_sha"]
+        assert tags["mlflow.user"] and tags["lessdata.kind"] == "trial"
+        assert "None" not in run.data.params.values(), run.data.params
+        assert run.data.params["emissions.share"] == str(metrics["emissions_share"])
+        assert run.inputs.dataset_inputs[0].dataset.name == "digits"
+        # The run lasts as long as its trial: made when it starts, ended when it ends.
+        duration_s = (run.info.end_time - run.info.start_time) / 1000
+        assert abs(duration_s - metrics["trial_s"]) < 10, (duration_s, metrics["trial_s"])
         history = client.get_metric_history(run.info.run_id, "evaluations")
         assert sorted(m.step for m in history) == [1, 2, 3]  # no step twice
-        for name in ("test_top1", "fraction", "samples", "train_loss", "lr", "epoch_s"):
+        for name in ("top1", "fraction", "samples", "train_loss", "lr", "epoch_s"):
             assert len(client.get_metric_history(run.info.run_id, name)) == EPOCHS
+        for name in ("best_top1", "trial_s", "tracked_s", "epochs_trained"):
+            assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == [EPOCHS]
+        assert "total_evaluations" not in metrics  # one name per fact: the series' last value
         schedule = schedules[exp] or EXPERIMENTS[exp]
-        assert metrics["total_evaluations"] == evaluations(schedule, TRAIN, EPOCHS)
-        assert max(m.value for m in history) == metrics["total_evaluations"]
+        assert metrics["evaluations"] == evaluations(schedule, TRAIN, EPOCHS)
+        assert max(m.value for m in history) == metrics["evaluations"]
         assert metrics["emissions_kg"] > 0 and metrics["energy_kwh"] > 0
         assert metrics["emissions_estimate_kg"] > 0
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
@@ -95,16 +107,34 @@ def test_parent_runs_hold_mean_and_std_of_children(submitted: dict,
                                                    mlflow_server: MlflowServer) -> None:
     client = MlflowClient(mlflow_server.uri)
     exp = client.get_experiment_by_name("e2e")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
     parents = client.search_runs([exp.experiment_id], "tags.`lessdata.kind` = 'experiment'")
     assert len(parents) == 3
     for parent in parents:
         children = client.search_runs(
             [exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
         assert len(children) == 2
-        for metric in ("best_top1", "train_s", "emissions_kg", "total_evaluations"):
+        # The same keys as the children: the mean under the child's name, the std beside.
+        for metric in ("best_top1", "train_s", "emissions_kg", "trial_s"):
             values = [c.data.metrics[metric] for c in children]
-            assert parent.data.metrics[f"{metric}_mean"] == pytest.approx(statistics.fmean(values))
+            assert parent.data.metrics[metric] == pytest.approx(statistics.fmean(values))
             assert parent.data.metrics[f"{metric}_std"] == pytest.approx(statistics.stdev(values))
+        assert parent.data.metrics["n_seeds"] == 2
+        for name in ("top1", "top1_std", "evaluations"):  # the UI's seed band
+            series = client.get_metric_history(parent.info.run_id, name)
+            assert sorted(m.step for m in series) == list(range(1, EPOCHS + 1)), name
+        per_epoch = {m.step: m.value for m in client.get_metric_history(parent.info.run_id,
+                                                                         "top1")}
+        child_top1 = [{m.step: m.value for m in client.get_metric_history(c.info.run_id,
+                                                                          "top1")}
+                      for c in children]
+        for step, mean in per_epoch.items():
+            assert mean == pytest.approx(statistics.fmean(c[step] for c in child_top1))
+        tags, params = parent.data.tags, parent.data.params
+        assert "lessdata.experiment" not in tags and tags["lessdata.parent_of"]
+        assert params["epochs"] == str(EPOCHS) and "seed" not in params
+        assert "None" not in params.values() and tags["mlflow.source.git.commit"]
+        assert parent.info.status == "FINISHED"
 
 
 def test_report_json_agrees_with_mlflow(submitted: dict, mlflow_server: MlflowServer) -> None:
@@ -121,7 +151,7 @@ def test_report_json_agrees_with_mlflow(submitted: dict, mlflow_server: MlflowSe
         assert row["n"] == 2
         assert row["top1_mean"] == pytest.approx(statistics.fmean(top1))
         assert row["top1_std"] == pytest.approx(statistics.stdev(top1))
-        assert row["evaluations"] == runs[0].data.metrics["total_evaluations"]
+        assert row["evaluations"] == runs[0].data.metrics["evaluations"]
 
 
 def test_resubmitting_a_finished_grid_reruns_nothing(submitted: dict,
@@ -133,6 +163,35 @@ def test_resubmitting_a_finished_grid_reruns_nothing(submitted: dict,
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads(out.stdout)
     assert len(summary["skipped"]) == 6 and summary["finished"] == []
+    assert len(_trial_runs(MlflowClient(mlflow_server.uri), "e2e")) == 6
+
+
+def test_status_and_report_from_another_folder_read_the_plan(
+        submitted: dict, tmp_path: Path) -> None:
+    store = str(submitted["work"] / "store")
+    out = run_cli("status", "e2e", "--storage", store, "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    status = json.loads(out.stdout)
+    assert status["counts"]["finished"] == 6 and len(status["trials"]) == 6
+    out = run_cli("report", "e2e", "--storage", store, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "half-first" in out.stdout and "#/experiments/" in out.stdout
+    assert not (tmp_path / "runs").exists()  # no empty store made in the other folder
+
+
+def test_resume_runs_the_plan_not_the_edited_grid_file(submitted: dict,
+                                                       mlflow_server: MlflowServer,
+                                                       local_ray: RayCluster,
+                                                       tmp_path: Path) -> None:
+    _write(submitted["grid"], {**GRID, "epochs": EPOCHS + 2, "seeds": 3})
+    try:
+        out = run_cli("resume", "e2e", "--storage", str(submitted["work"] / "store"),
+                      "--address", local_ray.address, "--json", cwd=tmp_path)
+    finally:
+        _write(submitted["grid"], GRID)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(out.stdout)
+    assert len(summary["skipped"]) == 6 and summary["finished"] == [], summary
     assert len(_trial_runs(MlflowClient(mlflow_server.uri), "e2e")) == 6
 
 

@@ -1,0 +1,219 @@
+"""The MLflow record of a grid: the one module that knows its shape.
+
+Tag keys, run kinds and states, metric names, a trial's identity, the client, the one
+paginated search (with a filter builder that quotes any value) and the one mean/std over
+seeds. Every reader and writer (tracking, aggregate, report, status, submit, callbacks)
+goes through here. See docs/tracking.md for what each tag, param and metric means.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.results import EPOCH_METRICS, FINAL_METRICS
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+
+__all__ = [
+    "EPOCH_METRICS",
+    "EXPERIMENT_KIND",
+    "FINAL_METRICS",
+    "HARDWARE_TAGS",
+    "N_SEEDS",
+    "Kind",
+    "State",
+    "Tag",
+    "client",
+    "default_tracking_uri",
+    "experiment_id",
+    "flatten",
+    "last_step",
+    "mean_std",
+    "run_filter",
+    "runs_url",
+    "search",
+    "std_name",
+    "trial_key",
+]
+
+
+class Tag(StrEnum):
+    """Every tag lessdata sets (``lessdata.*``) or reads (``mlflow.*``)."""
+
+    KIND = "lessdata.kind"
+    GRID = "lessdata.grid"
+    EXPERIMENT = "lessdata.experiment"  # trial runs only: "group by experiment" stays clean
+    PARENT_OF = "lessdata.parent_of"  # the experiment a parent run summarises
+    TRIAL_KEY = "lessdata.trial_key"
+    SEED = "lessdata.seed"
+    METHOD = "lessdata.method"
+    SCHEDULE = "lessdata.schedule"
+    DATASET = "lessdata.dataset"
+    SELECTION = "lessdata.selection"
+    STATE = "lessdata.state"
+    TUNE_TRIAL_ID = "lessdata.tune_trial_id"
+    ERROR = "lessdata.error"
+    EMISSIONS_ATTRIBUTION = "lessdata.emissions_attribution"
+    NODE = "lessdata.node"
+    NODE_IP = "lessdata.node_ip"
+    NODE_ID = "lessdata.node_id"
+    CPU_MODEL = "lessdata.cpu_model"
+    GPU_MODEL = "lessdata.gpu_model"
+    HARDWARE = "lessdata.hardware"
+    PARENT_RUN = "mlflow.parentRunId"
+    GIT_COMMIT = "mlflow.source.git.commit"
+    USER = "mlflow.user"
+    EXPERIMENT_KIND = "mlflow.experimentKind"  # an experiment's tag, not a run's
+
+
+EXPERIMENT_KIND = "custom_model_development"
+"""Marks an MLflow experiment as model training (not GenAI) for the UI."""
+HARDWARE_TAGS = {  # Hardware field -> tag
+    "node": Tag.NODE, "node_ip": Tag.NODE_IP, "node_id": Tag.NODE_ID,
+    "cpu_model": Tag.CPU_MODEL, "gpu_model": Tag.GPU_MODEL, "hardware": Tag.HARDWARE,
+}  # fmt: skip
+
+
+class Kind(StrEnum):
+    """``lessdata.kind``: what a run is."""
+
+    TRIAL = "trial"  # one experiment x seed
+    EXPERIMENT = "experiment"  # the parent of an experiment's trials: mean and std over seeds
+    GRID = "grid"  # the grid's report files
+
+
+class State(StrEnum):
+    """``lessdata.state`` of a trial run (a trial with no run yet is pending)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+N_SEEDS = "n_seeds"
+"""Parent runs: the finished seeds their means and stds are over."""
+
+
+def std_name(metric: str) -> str:
+    """A parent's std over seeds of ``metric`` (the mean keeps the child's name)."""
+    return f"{metric}_std"
+
+
+def trial_key(grid: str, experiment: str, seed: int) -> str:
+    """The deterministic identity of a trial (and of its MLflow run)."""
+    return f"{grid}/{experiment}/seed={seed}"
+
+
+def mean_std(values: Iterable[float]) -> tuple[float, float]:
+    """Mean and sample std (ddof=1; 0 for one value) over seeds; NaNs for none."""
+    data = [float(v) for v in values]
+    if not data:
+        return math.nan, math.nan
+    return statistics.fmean(data), statistics.stdev(data) if len(data) > 1 else 0.0
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config -> {'model.width': '0.25', ...} for MLflow params; None is left out."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        elif value is not None:
+            out[name] = str(value)
+    return out
+
+
+# -- the store -----------------------------------------------------------------------------
+
+
+def default_tracking_uri() -> str:
+    """$MLFLOW_TRACKING_URI, else a local SQLite store under ./runs (no server needed)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{Path('runs/mlflow.db').resolve()}"
+
+
+def client(uri: str) -> MlflowClient:
+    """The MLflow client every lessdata reader and writer uses."""
+    from mlflow import MlflowClient
+
+    # A server away must not block the driver for minutes in MLflow's own retries: the
+    # writer's queue retries instead.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    # Keep stdout for the CLI's own output (--json); MLflow would print run links there.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(mlflow: MlflowClient, name: str, create: bool = False) -> str | None:
+    """The grid's experiment (made, tagged as model training, when ``create``)."""
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None and found.lifecycle_stage == "active":
+        if found.tags.get(Tag.EXPERIMENT_KIND) != EXPERIMENT_KIND and create:
+            mlflow.set_experiment_tag(found.experiment_id, Tag.EXPERIMENT_KIND, EXPERIMENT_KIND)
+        return str(found.experiment_id)
+    if not create:
+        return None
+    return str(mlflow.create_experiment(name, tags={Tag.EXPERIMENT_KIND: EXPERIMENT_KIND}))
+
+
+_UNQUOTABLE = ("'", '"', "\\")  # MLflow's filter parser has no escape for these
+
+
+def run_filter(tags: Mapping[str, str]) -> str:
+    """An MLflow filter: every tag equal to its value.
+
+    MLflow strips a value's quotes but never unescapes it, so a value holding a quote or
+    a backslash cannot be written exactly: it becomes a LIKE pattern with ``_`` (any one
+    character) in their place, and ``search`` keeps only the exact matches.
+    """
+    terms = []
+    for key, value in tags.items():
+        if any(c in value for c in _UNQUOTABLE):
+            pattern = "".join("_" if c in _UNQUOTABLE else c for c in value)
+            terms.append(f"tags.`{key}` LIKE '{pattern}'")
+        else:
+            terms.append(f"tags.`{key}` = '{value}'")
+    return " and ".join(terms)
+
+
+def search(mlflow: MlflowClient, experiment: str, tags: Mapping[str, str],
+           order_by: list[str] | None = None) -> list[Run]:
+    """Every run of ``experiment`` whose tags equal ``tags`` (all pages)."""
+    flt = run_filter(tags)
+    runs: list[Run] = []
+    token = None
+    while True:
+        page = mlflow.search_runs([experiment], filter_string=flt, max_results=1000,
+                                  order_by=order_by, page_token=token)
+        runs.extend(r for r in page
+                    if all(r.data.tags.get(k) == v for k, v in tags.items()))
+        token = page.token
+        if not token:
+            return runs
+
+
+def last_step(mlflow: MlflowClient, run_id: str) -> int:
+    """The last epoch a trial run holds (0: none)."""
+    history = mlflow.get_metric_history(run_id, "evaluations")
+    return max((m.step for m in history), default=0)
+
+
+def runs_url(uri: str, experiment: str) -> str:
+    """The UI's training-runs view of a grid (for a local store: once `mlflow ui` serves it)."""
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base}/#/experiments/{experiment}/runs"

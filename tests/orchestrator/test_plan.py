@@ -1,0 +1,58 @@
+"""The plan is the record: written by submit, read by resume, status and report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from orchestrator.plan import Plan, PlanOptions, make_plan, plan_path, read_plan, write_plan
+from tests.conftest import run_cli
+
+GRID = {"name": "planned", "dataset": "digits", "epochs": 2, "seeds": 2,
+        "experiments": ["Benchmark", "E3"], "training": {"train_subset": 100_000, "lr_min": 0.01},
+        "placement": {"threads": 1}}
+
+
+def _plan(tmp_path: Path) -> Plan:
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump(GRID))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    return make_plan(PlanOptions(grid=str(grid), tracking_uri=uri, storage=tmp_path / "store"))
+
+
+def test_the_plan_round_trips_and_ignores_a_later_edit(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    path = write_plan(plan)
+    assert path == plan_path("planned", tmp_path / "store")
+    assert not list(path.parent.glob(".partial-*"))  # written then renamed
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump({**GRID, "epochs": 9}))
+    again = read_plan("planned", tmp_path / "store")
+    assert again == plan
+    assert {t.config.epochs for t in again.trials} == {2}
+    assert again.trials[0].config.lr_min == 0.01  # every recipe field settable from a grid
+    # train_subset beyond the data set: the whole set (as every trial trains on)
+    assert again.grid.train_size() < 100_000
+
+
+def test_status_lists_pending_trials_from_the_plan_from_another_folder(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    write_plan(plan)
+    # the store must exist for a reading command (it never makes an empty one)
+    from orchestrator import record
+
+    record.experiment_id(record.client(plan.tracking_uri), "planned", create=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = run_cli("status", "planned", "--storage", str(tmp_path / "store"), "--json",
+                  cwd=elsewhere)
+    assert out.returncode == 0, out.stderr
+    status = json.loads(out.stdout)
+    assert status["counts"]["pending"] == 4 and len(status["trials"]) == 4
+    assert {t["epochs"] for t in status["trials"]} == {2}
+
+
+def test_resume_of_an_unknown_grid_names_the_storage(tmp_path: Path) -> None:
+    out = run_cli("resume", "nothing-here", "--storage", str(tmp_path), cwd=tmp_path)
+    assert out.returncode == 2 and "--storage" in out.stderr, out.stderr
