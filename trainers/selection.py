@@ -10,7 +10,8 @@ itself. All randomness comes from generators derived from the run seed (``traine
 Random strategies (ignore the view):
 
 - ``fixed`` (our reading of the paper's random selection; the default): one seeded
-  permutation; epoch t trains on its first ``count`` entries, so subsets are nested and data once introduced stays.
+  permutation; epoch t trains on its first ``count`` entries, so subsets are nested and
+  data once introduced stays.
 - ``per_epoch``: a fresh random subset every epoch ("repeated random sampling").
 - ``stratified``: like ``fixed`` but class-balanced: every prefix of its order holds each
   class in proportion to its share of the training set (within one sample).
