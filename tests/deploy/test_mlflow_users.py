@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, REPO, free_port, wait_http
+from tests.conftest import BIN, REPO
+from tests.services import free_port, wait_http
 
 pytestmark = pytest.mark.slow
 
