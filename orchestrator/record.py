@@ -58,6 +58,7 @@ class Tag(StrEnum):
     SCHEDULE = "lessdata.schedule"
     DATASET = "lessdata.dataset"
     SELECTION = "lessdata.selection"
+    SOURCE = "lessdata.source"  # paper | ours: whose reading the run's schedule is
     STATE = "lessdata.state"
     TUNE_TRIAL_ID = "lessdata.tune_trial_id"
     ERROR = "lessdata.error"
