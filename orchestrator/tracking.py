@@ -220,8 +220,8 @@ class Tracker:
         return {Tag.KIND: kind, Tag.GRID: self.grid, Tag.METHOD: cfg.schedule.method,
                 Tag.SCHEDULE: cfg.schedule.model_dump_json(), Tag.DATASET: cfg.dataset,
                 Tag.SELECTION: cfg.selection,
-                Tag.SOURCE: spec.source or source_of(spec.experiment), Tag.GIT_COMMIT: provenance.git_sha(),
-                Tag.USER: provenance.user()}
+                Tag.SOURCE: spec.source or source_of(spec.experiment),
+                Tag.GIT_COMMIT: provenance.git_sha(), Tag.USER: provenance.user()}
 
     def _describe(self, run_id: str, spec: TrialSpec, exclude: set[str]) -> None:
         """A run's params (the resolved config; the share comes with the final metrics)
