@@ -3,8 +3,11 @@ report read the same thing from any folder.
 
 ``make_plan`` validates the grid, its data and the tracking server (nothing starts) and
 returns a ``Plan``: the grid resolved in full, its run name, tracking URI, storage and
-every trial. ``submit`` writes it (atomically) to ``STORAGE/grids/NAME.json``; a grid file
-edited after submission changes nothing a resume runs.
+every trial. Experiments of the grid that would train identically (``orchestrator.coincide``)
+are one trial per seed, the representative's: the others are aliases, listed in
+``identical`` and reported under their own names. ``submit`` writes it (atomically) to
+``STORAGE/grids/NAME.json``; a grid file edited after submission changes nothing a resume
+runs.
 """
 
 from __future__ import annotations
@@ -16,14 +19,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from orchestrator.coincide import Coincidence, PlanEntry, find_identical
 from orchestrator.grid import Grid, TrialSpec, load_grid, slug
 from orchestrator.preflight import check_tracking
 from orchestrator.record import default_tracking_uri
 from trainers.data import check_dataset
 from trainers.errors import ConfigError
 
-__all__ = ["Plan", "PlanOptions", "default_storage", "make_plan", "plan_path", "read_plan",
-           "tracking_uri_of", "write_plan"]
+__all__ = ["Plan", "PlanOptions", "default_storage", "identical_schedules", "make_plan",
+           "plan_path", "read_plan", "tracking_uri_of", "write_plan"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,13 @@ class Plan(BaseModel):
     address: str | None = None
     system_metrics: bool = False
     trials: list[TrialSpec]
+    """The trials that run: one per experiment x seed, none for an alias."""
+    identical: list[Coincidence] = []
+    """Experiments that train identically: the representative's trials serve the others."""
+
+    def aliases(self) -> dict[str, Coincidence]:
+        """Alias name -> its group (whose ``representative`` it is reported as)."""
+        return {name: c for c in self.identical for name in c.others}
 
 
 def default_storage() -> Path:
@@ -80,14 +91,40 @@ def make_plan(options: PlanOptions) -> Plan:
     uri = options.tracking_uri or default_tracking_uri()
     check_tracking(uri)
     storage = (options.storage or default_storage()).resolve()
+    every = grid.trials(name)
+    identical = identical_schedules(grid, every)
+    aliases = {alias for c in identical for alias in c.others}
     trials = [
         t.model_copy(update={"checkpoint_dir": str(storage / "checkpoints" / slug(t.key)),
                              "system_metrics_uri": uri if options.system_metrics else None})
-        for t in grid.trials(name)
+        for t in every if t.experiment not in aliases
     ]
     return Plan(name=name, grid=grid, tracking_uri=uri, storage=storage,
                 address=options.address, system_metrics=options.system_metrics,
-                trials=trials)
+                trials=trials, identical=identical)
+
+
+# What a trial's training depends on besides its name, schedule and seed: the schedule is
+# compared by its per-epoch counts, and every generator comes from (seed, purpose, epoch).
+_NOT_RECIPE = {"experiment", "schedule", "seed"}
+
+
+def identical_schedules(grid: Grid, trials: list[TrialSpec] | None = None
+                        ) -> list[Coincidence]:
+    """The grid's experiments that train identically at its N and E (``find_identical``).
+
+    Compared: per-epoch counts, selection, epochs and every other field of the resolved
+    config (model, optimiser, augmentation, data subset, ``anneal`` ...).
+    """
+    trials = grid.trials() if trials is None else trials
+    first = grid.seed_list()[0]
+    configs = {t.experiment: t.config for t in trials if t.seed == first}
+    entries = {
+        label: PlanEntry(plan.schedule, plan.selection, plan.epochs,
+                         configs[label].model_dump_json(exclude=_NOT_RECIPE))
+        for label, plan in grid.plans().items()
+    }
+    return find_identical(entries, grid.train_size())
 
 
 def _file_dataset(ref: str) -> str | None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.coincide import summary_line
 from orchestrator.grid import TrialSpec, slug
 from orchestrator.plan import Plan, PlanOptions, make_plan, read_plan, write_plan
 from orchestrator.preflight import check_resources, connect_ray
@@ -46,6 +47,8 @@ class SubmitResult:
     """Tracking writes that never reached the server (it stayed away): resume sends them."""
     rejected_writes: list[str] = field(default_factory=list)
     """Writes the server refused (HTTP 4xx), dropped: 'what (HTTP status): message'."""
+    identical: str = ""
+    """One line naming the experiments trained once for several names ("" when none)."""
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -76,7 +79,10 @@ def run_plan(plan: Plan, force: bool = False, quiet: bool = False) -> SubmitResu
         finished = tracker.prepare(plan.trials, plan.grid.train_size())
         todo = [t for t in plan.trials if t.key not in finished]
         result = SubmitResult(plan.name, plan.tracking_uri, tracker.experiment_id,
-                              len(plan.trials), skipped=sorted(finished))
+                              len(plan.trials), skipped=sorted(finished),
+                              identical=summary_line(plan.identical))
+        if result.identical:
+            log.info(result.identical)
         if todo:
             _run_tune(plan, todo, tracker, result, quiet=quiet)
         result.unsent_writes = tracker.pending
