@@ -96,7 +96,8 @@ CASES: dict[str, tuple[Build, str]] = {
     "unknown experiment": (lambda t: ["submit", _grid(t, experiments=["E0"])],
                            "unknown experiment 'E0'; expected one of: Benchmark, E1"),
     "unknown dataset": (lambda t: ["submit", _grid(t, dataset="imagenet")],
-                        "Input should be 'mnist', 'cifar10', 'smallnorb' or 'digits'"),
+                        "Input should be 'mnist', 'cifar10', 'smallnorb', 'digits', "
+                        "'fashionmnist', 'kmnist', 'cifar100' or 'svhn' (got 'imagenet')"),
     "unknown selection": (lambda t: ["submit", _grid(t, selection="smart")],
                           "Input should be 'fixed', 'per_epoch', 'stratified'"),
     "zero batch size": (lambda t: ["submit", _grid(t, batch_size=0)],
