@@ -15,11 +15,22 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.grid import TrialSpec, slug
-from orchestrator.plan import Plan, PlanOptions, make_plan, read_plan, write_plan
+from orchestrator.lease import hold_lease
+from orchestrator.plan import (
+    Plan,
+    PlanOptions,
+    make_plan,
+    plan_diff,
+    plan_path,
+    read_plan,
+    storage_name,
+    write_plan,
+)
 from orchestrator.preflight import check_resources, connect_ray
 from orchestrator.record import Kind, Tag
 from orchestrator.results import is_final, param_space, trial_spec
 from orchestrator.tracking import Tracker
+from trainers.errors import ConfigError
 
 __all__ = ["SubmitOptions", "SubmitResult", "resume", "run_plan", "submit"]
 
@@ -52,8 +63,21 @@ class SubmitResult:
 
 
 def submit(options: SubmitOptions) -> SubmitResult:
-    """Plan the grid, record the plan, and run it to the end (finished trials are skipped)."""
+    """Plan the grid, record the plan, and run it to the end (finished trials are skipped).
+
+    A name submitted before with other settings is refused (its results would mix with
+    the new ones): ``--name`` gives the new settings their own grid, ``--force`` redoes it.
+    """
     plan = make_plan(options)
+    if not options.force and plan_path(plan.name, plan.storage).exists():
+        changed = plan_diff(read_plan(plan.name, plan.storage), plan)
+        if changed:
+            shown = ", ".join(changed[:6]) + (f" (+{len(changed) - 6} more)"
+                                              if len(changed) > 6 else "")
+            raise ConfigError(
+                f"grid {plan.name!r} was submitted before with other settings ({shown}); "
+                "use --name NEW for a new grid, `lessdata resume` to finish the old one, or "
+                "--force to redo it")
     return run_plan(plan, force=options.force, quiet=options.quiet)
 
 
@@ -67,6 +91,13 @@ def resume(name: str, storage: Path | None = None, address: str | None = None,
 
 
 def run_plan(plan: Plan, force: bool = False, quiet: bool = False) -> SubmitResult:
+    """Run ``plan`` holding its lease: one live driver per grid (``orchestrator.lease``)."""
+    lease = plan.storage / "leases" / f"{storage_name(plan.name)}.json"
+    with hold_lease(lease, f"grid {plan.name!r}"):
+        return _run_plan(plan, force, quiet)
+
+
+def _run_plan(plan: Plan, force: bool, quiet: bool) -> SubmitResult:
     connect_ray(plan.address)
     check_resources(plan.grid.resources)
     write_plan(plan)
