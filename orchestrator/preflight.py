@@ -77,6 +77,8 @@ def connect_ray(address: str | None, num_cpus: int | None = None) -> None:
         return
     address = address or os.environ.get("RAY_ADDRESS")
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    if address:
+        probe_gcs(address)
     try:
         if address:
             ray.init(address=address, **kwargs)
@@ -91,6 +93,44 @@ def connect_ray(address: str | None, num_cpus: int | None = None) -> None:
             ) from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterError(f"cannot connect to Ray at {address or 'local'}: {first}") from None
+
+
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+GCS_PROBE_S = 15.0
+"""How long a Ray address may take to answer as Ray before the driver gives up."""
+
+
+def probe_gcs(address: str, timeout_s: float = GCS_PROBE_S) -> None:
+    """Refuse, within ``timeout_s``, an address where nothing (or something else) answers.
+
+    Ray's own client retries a dead GCS for minutes, then exits the process. Ray's head
+    speaks gRPC, i.e. HTTP/2: it answers the HTTP/2 connection preface with a SETTINGS
+    frame. A closed port, a silent one or a server of another protocol does not.
+    ``ray://`` (Ray Client) and ``auto`` addresses are left to Ray.
+    """
+    if "://" in address or ":" not in address:
+        return
+    import socket
+
+    host, _, port = address.rpartition(":")
+    why = "nothing there speaks Ray's protocol"
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s) as sock:
+            sock.settimeout(timeout_s)
+            # the HTTP/2 client preface, then an empty SETTINGS frame
+            sock.sendall(_H2_PREFACE)
+            header = sock.recv(9)
+        if len(header) == 9 and header[3] == 0x04:  # a SETTINGS frame: an HTTP/2 server
+            return
+    except ValueError:
+        why = "not HOST:PORT"
+    except TimeoutError:
+        why = "no answer"
+    except OSError as exc:
+        why = f"{exc.strerror or type(exc).__name__}".lower()
+    raise ClusterError(f"no Ray cluster answers at {address} ({why}, checked for "
+                       f"{timeout_s:.0f} s at most): check --address / $RAY_ADDRESS and that "
+                       "the head is up")
 
 
 def _refused_token(exc: BaseException) -> bool:
