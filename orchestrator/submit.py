@@ -30,7 +30,7 @@ from orchestrator.preflight import check_resources, connect_ray
 from orchestrator.record import Kind, Tag
 from orchestrator.results import is_final, param_space, trial_spec
 from orchestrator.tracking import Tracker
-from trainers.errors import ConfigError
+from trainers.errors import ConfigError, StorageError, TrackingError
 
 __all__ = ["SubmitOptions", "SubmitResult", "resume", "run_plan", "submit"]
 
@@ -93,8 +93,23 @@ def resume(name: str, storage: Path | None = None, address: str | None = None,
 def run_plan(plan: Plan, force: bool = False, quiet: bool = False) -> SubmitResult:
     """Run ``plan`` holding its lease: one live driver per grid (``orchestrator.lease``)."""
     lease = plan.storage / "leases" / f"{storage_name(plan.name)}.json"
-    with hold_lease(lease, f"grid {plan.name!r}"):
-        return _run_plan(plan, force, quiet)
+    try:
+        with hold_lease(lease, f"grid {plan.name!r}"):
+            return _run_plan(plan, force, quiet)
+    except OSError as exc:
+        if exc.filename is None:  # not a file: a connection, say
+            raise
+        # the storage: read-only, full, gone
+        raise StorageError(f"cannot write the grid's storage at {exc.filename}: "
+                           f"{exc.strerror or exc}") from None
+    except Exception as exc:
+        from mlflow.exceptions import MlflowException
+
+        if isinstance(exc, MlflowException):  # refused by the store (a read-only user ...)
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            raise TrackingError(f"the tracking store {plan.tracking_uri} refused a request: "
+                                f"{first}") from None
+        raise
 
 
 def _run_plan(plan: Plan, force: bool, quiet: bool) -> SubmitResult:
