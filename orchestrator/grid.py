@@ -15,7 +15,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.baselines import (
@@ -26,6 +25,7 @@ from orchestrator.baselines import (
 )
 from orchestrator.recipe import Placement, Resources, Training, lift_placement
 from orchestrator.record import trial_key
+from orchestrator.safe_yaml import read_yaml_file
 from orchestrator.validate import build_train_config, parse_model
 from trainers.config import (
     DatasetName,
@@ -289,15 +289,8 @@ def load_grid(ref: str | Path, **overrides: Any) -> Grid:
             f"no grid {str(ref)!r}: not a file and not a shipped grid "
             f"({', '.join(sorted(shipped))})"
         )
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read grid file: {exc}") from None
+    # Bounded: size, depth, values; no aliases, no duplicate keys (orchestrator.safe_yaml).
+    raw = read_yaml_file(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a grid file must be a YAML mapping, got {type(raw).__name__}")
     overrides = {k: v for k, v in overrides.items() if v is not None}

@@ -16,11 +16,22 @@ from typing import Any
 
 from orchestrator.coincide import summary_line
 from orchestrator.grid import TrialSpec, slug
-from orchestrator.plan import Plan, PlanOptions, make_plan, read_plan, write_plan
+from orchestrator.lease import hold_lease
+from orchestrator.plan import (
+    Plan,
+    PlanOptions,
+    make_plan,
+    plan_diff,
+    plan_path,
+    read_plan,
+    storage_name,
+    write_plan,
+)
 from orchestrator.preflight import check_resources, connect_ray
 from orchestrator.record import Kind, Tag
 from orchestrator.results import is_final, param_space, trial_spec
 from orchestrator.tracking import Tracker
+from trainers.errors import ConfigError, StorageError, TrackingError
 
 __all__ = ["SubmitOptions", "SubmitResult", "resume", "run_plan", "submit"]
 
@@ -55,8 +66,21 @@ class SubmitResult:
 
 
 def submit(options: SubmitOptions) -> SubmitResult:
-    """Plan the grid, record the plan, and run it to the end (finished trials are skipped)."""
+    """Plan the grid, record the plan, and run it to the end (finished trials are skipped).
+
+    A name submitted before with other settings is refused (its results would mix with
+    the new ones): ``--name`` gives the new settings their own grid, ``--force`` redoes it.
+    """
     plan = make_plan(options)
+    if not options.force and plan_path(plan.name, plan.storage).exists():
+        changed = plan_diff(read_plan(plan.name, plan.storage), plan)
+        if changed:
+            shown = ", ".join(changed[:6]) + (f" (+{len(changed) - 6} more)"
+                                              if len(changed) > 6 else "")
+            raise ConfigError(
+                f"grid {plan.name!r} was submitted before with other settings ({shown}); "
+                "use --name NEW for a new grid, `lessdata resume` to finish the old one, or "
+                "--force to redo it")
     return run_plan(plan, force=options.force, quiet=options.quiet)
 
 
@@ -70,6 +94,28 @@ def resume(name: str, storage: Path | None = None, address: str | None = None,
 
 
 def run_plan(plan: Plan, force: bool = False, quiet: bool = False) -> SubmitResult:
+    """Run ``plan`` holding its lease: one live driver per grid (``orchestrator.lease``)."""
+    lease = plan.storage / "leases" / f"{storage_name(plan.name)}.json"
+    try:
+        with hold_lease(lease, f"grid {plan.name!r}"):
+            return _run_plan(plan, force, quiet)
+    except OSError as exc:
+        if exc.filename is None:  # not a file: a connection, say
+            raise
+        # the storage: read-only, full, gone
+        raise StorageError(f"cannot write the grid's storage at {exc.filename}: "
+                           f"{exc.strerror or exc}") from None
+    except Exception as exc:
+        from mlflow.exceptions import MlflowException
+
+        if isinstance(exc, MlflowException):  # refused by the store (a read-only user ...)
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            raise TrackingError(f"the tracking store {plan.tracking_uri} refused a request: "
+                                f"{first}") from None
+        raise
+
+
+def _run_plan(plan: Plan, force: bool, quiet: bool) -> SubmitResult:
     connect_ray(plan.address)
     check_resources(plan.grid.resources)
     write_plan(plan)
