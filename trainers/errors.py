@@ -12,6 +12,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "LessdataError",
+    "StorageError",
     "TrackingError",
 ]
 
@@ -38,3 +39,7 @@ class ClusterError(LessdataError):
 
 class BusyError(LessdataError):
     """Another live driver is running the same grid (its lease has not expired)."""
+
+
+class StorageError(LessdataError):
+    """The grid's storage cannot be used (read-only, full, missing)."""
