@@ -5,7 +5,9 @@ the driver does once per epoch of every trial: one ``log_batch`` of the epoch me
 sent by the tracker's writer thread; the flush waits until the server has it, so the
 figure is the time to the server, not the time to queue) against a real
 ``mlflow server`` on 127.0.0.1 with a SQLite store, started by this script and stopped
-at its end. The run is created by ``Tracker.ensure_runs`` as ``submit`` does it.
+at its end. The run is made by ``Tracker.start_trial`` as the driver makes it when a
+trial starts; the epoch logged is the Trainer's, as the trainable reports it
+(``orchestrator.trainable.epoch_report``), at a fresh step each time.
 
 Two epochs it is compared with, both measured in the same run, interleaved with the
 logging (log, MNIST epoch, demo epoch, log, ...), medians taken:
@@ -23,6 +25,7 @@ logging (log, MNIST epoch, demo epoch, log, ...), medians taken:
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -30,7 +33,9 @@ from itertools import count
 
 from harness import Goal, Options, Row, interleave, main, median
 from orchestrator.grid import TrialSpec, load_grid
+from orchestrator.results import EpochReport
 from orchestrator.tracking import Tracker
+from orchestrator.trainable import epoch_report
 from trainers.run import build_trainer
 from trainers.train import Trainer
 from workloads import load_mnist, mlflow_server, mnist_config, mnist_trainer, train_seconds
@@ -59,14 +64,13 @@ def mnist_epoch_s(trainer: Trainer) -> float:
     return train_seconds(trainer)
 
 
-def log_seconds(tracker: Tracker, key: str, metrics: dict[str, float],
-                steps: count[int]) -> float:
+def log_seconds(tracker: Tracker, key: str, report: EpochReport, steps: count[int]) -> float:
     """Median seconds of ``LOGS_PER_REP`` ``log_epoch`` calls, each at a new step, each
     until the server has it."""
     seconds = []
     for _ in range(LOGS_PER_REP):
         start = time.perf_counter()
-        tracker.log_epoch(key, next(steps), metrics)
+        tracker.log_epoch(key, dataclasses.replace(report, epoch=next(steps)))
         sent = tracker.flush(timeout_s=60)
         seconds.append(time.perf_counter() - start)
         assert sent, "the tracking server did not take a write within 60 s"
@@ -75,9 +79,11 @@ def log_seconds(tracker: Tracker, key: str, metrics: dict[str, float],
 
 
 def tracked_trial(tracker: Tracker) -> TrialSpec:
-    """The demo's first trial, its MLflow run created as ``submit`` creates it."""
+    """The demo's first trial, its MLflow run made as the driver makes it at trial start."""
     spec = load_grid("demo").trials("bench-mlflow")[0]
-    tracker.ensure_runs([spec], train_size=FULL_EPOCH)
+    tracker.prepare([spec], train_size=FULL_EPOCH)
+    tracker.start_trial(spec.key)
+    assert tracker.flush(timeout_s=60), "the tracking server did not make the run"
     return spec
 
 
@@ -87,13 +93,12 @@ def measure(options: Options) -> list[Row]:
     demo = demo_trainer(options)
     mnist_epoch_s(mnist)  # warm-up, and an epoch result to log
     demo_epoch_s(demo)
-    metrics = mnist.history[-1].metrics()
-    with mlflow_server() as uri:
-        tracker = Tracker(uri, "bench-mlflow")
+    report = epoch_report(mnist.history[-1])
+    with mlflow_server() as uri, Tracker(uri, "bench-mlflow") as tracker:
         spec = tracked_trial(tracker)
         steps = count(1)
         measures: list[Callable[[], float]] = [
-            lambda: log_seconds(tracker, spec.key, metrics, steps),
+            lambda: log_seconds(tracker, spec.key, report, steps),
             lambda: mnist_epoch_s(mnist),
             lambda: demo_epoch_s(demo),
         ]

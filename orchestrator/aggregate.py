@@ -7,7 +7,8 @@ top-1, paired by seed: the paired t-test vs the Benchmark (Wilcoxon beside it fr
 pairs), Holm-adjusted over the report, the TOST equivalence test at ``margin`` points,
 and the smallest difference the grid can detect; for every experiment X with
 budget-matched twins ``X-uniform`` / ``X-short`` in the table (``orchestrator.baselines``),
-the paired test and effect size of X vs each twin. Reports and plots
+the paired test and effect size of X vs each twin (the pairing, the twins, Holm, the
+power and ``claim_note`` live in ``orchestrator.claims``). Reports and plots
 (``orchestrator/report.py``, ``orchestrator/figures.py``) read only these two tables.
 
 Units: top-1 means and stds are fractions (0-1) like the metrics; ``top1_delta``,
@@ -31,19 +32,16 @@ import numpy as np
 import pandas as pd
 
 from orchestrator import record
-from orchestrator.baselines import BASELINES
-from orchestrator.record import Kind, State, Tag
-from orchestrator.statistics import (
-    ALPHA,
-    MIN_SEEDS,
-    detectable_difference,
-    holm,
-    mean_ci95,
-    paired_t_p,
-    seeds_needed,
-    tost_p,
-    wilcoxon_p,
+from orchestrator.claims import (
+    BENCHMARK,
+    adjust_and_power,
+    claim_note,
+    compare_twins,
+    hedges_g,
+    paired,
 )
+from orchestrator.record import Kind, State, Tag
+from orchestrator.statistics import ALPHA, MIN_SEEDS, mean_ci95, paired_t_p, tost_p, wilcoxon_p
 from trainers.errors import ConfigError, TrackingError
 from trainers.experiments import source_of
 
@@ -59,7 +57,6 @@ __all__ = [
     "trial_table",
 ]
 
-BENCHMARK = "Benchmark"
 TAG_COLUMNS = {  # trial column -> MLflow tag
     "experiment": Tag.EXPERIMENT, "method": Tag.METHOD, "schedule": Tag.SCHEDULE,
     "seed": Tag.SEED, "dataset": Tag.DATASET, "selection": Tag.SELECTION,
@@ -100,7 +97,6 @@ _MEANS = {
     "emissions_kg_mean": ("emissions_kg", "emissions_change_pct"),
     "emissions_estimate_kg_mean": ("emissions_estimate_kg", "emissions_estimate_change_pct"),
 }
-TWINS = BASELINES  # X-uniform, X-short: budget-matched baselines of X
 DEFAULT_MARGIN = 0.1  # equivalence margin, accuracy points: MNIST-like data
 
 
@@ -174,9 +170,9 @@ def experiment_table(trials: pd.DataFrame, margin: float = DEFAULT_MARGIN) -> pd
     if bench_rows:
         for row in rows:
             _compare(row, bench_rows[0], groups[row["experiment"]], groups[BENCHMARK], margin)
-        _adjust_and_power(rows, groups, margin)
+        adjust_and_power(rows, groups, margin)
     for row in rows:
-        _compare_twins(row, groups)
+        compare_twins(row, groups)
     table = pd.DataFrame(rows, columns=list(EXPERIMENT_COLUMNS))
     text = ["experiment", "method", "schedule", "source", "dataset", "epochs", "n", "n_paired",
             "can_claim", "equivalent"]
@@ -222,14 +218,6 @@ def _source(name: str, group: pd.DataFrame) -> str:
     return str(tagged.iloc[0]) if len(tagged) else source_of(name)
 
 
-def _paired(group: pd.DataFrame, other: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Best top-1 of the seeds both groups have, aligned by seed (sorted)."""
-    a = group.groupby("seed")["best_top1"].mean()
-    b = other.groupby("seed")["best_top1"].mean()
-    seeds = a.index.intersection(b.index).sort_values()
-    return a.loc[seeds].to_numpy(float), b.loc[seeds].to_numpy(float)
-
-
 def _compare(row: dict[str, Any], bench: dict[str, Any], group: pd.DataFrame,
              bench_group: pd.DataFrame, margin: float) -> None:
     row["evaluations_pct"] = _ratio_pct(_cost(row), _cost(bench))
@@ -237,14 +225,14 @@ def _compare(row: dict[str, Any], bench: dict[str, Any], group: pd.DataFrame,
     for column, (_, change) in _MEANS.items():
         if change is not None:
             row[change] = _ratio_pct(row[column], bench[column]) - 100.0
-    top1, bench_top1 = _paired(group, bench_group)
+    top1, bench_top1 = paired(group, bench_group)
     row["n_paired"] = len(top1)
     row["can_claim"] = len(top1) >= MIN_SEEDS
     row["margin"] = margin
     if row["experiment"] == BENCHMARK:
         return
-    row["effect_size"] = _hedges_g(group["best_top1"].to_numpy(float),
-                                   bench_group["best_top1"].to_numpy(float))  # descriptive
+    row["effect_size"] = hedges_g(group["best_top1"].to_numpy(float),
+                                  bench_group["best_top1"].to_numpy(float))  # descriptive
     if not row["can_claim"]:
         return
     row["p_paired"] = paired_t_p(top1, bench_top1)
@@ -253,117 +241,19 @@ def _compare(row: dict[str, Any], bench: dict[str, Any], group: pd.DataFrame,
     row["equivalent"] = bool(row["tost_p"] < ALPHA)
 
 
-def _adjust_and_power(rows: list[dict[str, Any]], groups: dict[str, pd.DataFrame],
-                      margin: float) -> None:
-    """Holm over this report's paired p-values; power from the grid's pooled paired spread.
-
-    The spread is the standard deviation of the per-seed differences from the Benchmark,
-    pooled over every experiment with 2 or more seeds paired (each weighs by its degrees of
-    freedom): with 2 seeds per experiment one experiment alone has a single degree of
-    freedom, the grid has many.
-    """
-    for row, p in zip(rows, holm([r["p_paired"] for r in rows]), strict=True):
-        row["p_holm"] = p
-    squares, dof = 0.0, 0
-    for row in rows:
-        if row["experiment"] == BENCHMARK or row["n_paired"] < 2:
-            continue
-        top1, bench_top1 = _paired(groups[row["experiment"]], groups[BENCHMARK])
-        diff = 100 * (top1 - bench_top1)  # points
-        squares += float(np.sum((diff - diff.mean()) ** 2))
-        dof += len(diff) - 1
-    spread = math.sqrt(squares / dof) if dof else math.nan
-    for row in rows:
-        if row["experiment"] != BENCHMARK:
-            row["mde"] = detectable_difference(spread, row["n_paired"])
-            row["seeds_needed"] = seeds_needed(margin, spread)
-
-
 def _cost(row: dict[str, Any]) -> float:
     """Images forwarded: training evaluations plus scoring passes."""
     return float(row["evaluations"]) + float(row["scoring_evaluations"])
 
 
-def _compare_twins(row: dict[str, Any], groups: dict[str, pd.DataFrame]) -> None:
-    """X vs X-uniform and X-short: Δ top-1 (points), paired p and Hedges' g, where present.
-
-    The twins run X's seeds (the same initial weights), so they pair by seed like the
-    Benchmark comparison; the p-value needs ``MIN_SEEDS`` pairs. Not Holm-adjusted: each
-    twin comparison answers its own question about X, not one of the report's family.
-    """
-    group = groups[row["experiment"]]
-    top1 = group["best_top1"].to_numpy(float)
-    for kind in TWINS:
-        twin = groups.get(f"{row['experiment']}-{kind}")
-        if twin is None:
-            continue
-        twin_top1 = twin["best_top1"].to_numpy(float)
-        row[f"delta_vs_{kind}"] = 100.0 * (float(top1.mean()) - float(twin_top1.mean()))
-        paired, twin_paired = _paired(group, twin)
-        if len(paired) >= MIN_SEEDS:
-            row[f"p_vs_{kind}"] = paired_t_p(paired, twin_paired)
-        row[f"effect_vs_{kind}"] = _hedges_g(top1, twin_top1)
-
-
 def _std(values: np.ndarray) -> float:
-    """Sample std (ddof=1); 0 for a single value."""
-    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    """Sample std over seeds (``record.mean_std``: 0 for a single value, NaN for none)."""
+    return record.mean_std(values)[1]
 
 
 def _ratio_pct(value: float, reference: float) -> float:
     ok = math.isfinite(value) and math.isfinite(reference) and reference != 0
     return 100.0 * value / reference if ok else math.nan
-
-
-def _hedges_g(a: np.ndarray, b: np.ndarray) -> float:
-    """Standardised mean difference (a - b) / pooled std, small-sample corrected.
-
-    NaN when either side has fewer than 2 seeds, like the p-value: one run has no spread
-    of its own, and a g borrowed from the other side's spread alone would mislead.
-    """
-    if len(a) < 2 or len(b) < 2:
-        return math.nan
-    dof = len(a) + len(b) - 2
-    pooled = math.sqrt(((len(a) - 1) * _std(a) ** 2 + (len(b) - 1) * _std(b) ** 2) / dof)
-    if pooled == 0:
-        return math.nan
-    return (float(a.mean()) - float(b.mean())) / pooled * (1.0 - 3.0 / (4.0 * dof - 1.0))
-
-
-def claim_note(table: pd.DataFrame) -> str | None:
-    """One line on what this grid's statistics can claim; None without comparisons.
-
-    Where some experiment has fewer than ``MIN_SEEDS`` seeds paired with the Benchmark,
-    it starts by saying that no claim can be made for it, with the smallest difference
-    the grid could detect and the seeds a difference of the margin's size needs (both at
-    the grid's measured spread). Then it names the test, the Holm family and the margin.
-    """
-    compared = table[(table["experiment"] != BENCHMARK) & table["margin"].notna()]
-    if compared.empty:
-        return None
-    margin = float(compared["margin"].iloc[0])
-    tested = int(compared["p_holm"].notna().sum())
-    parts = []
-    short = compared[~compared["can_claim"].astype(bool)]
-    if len(short):
-        names = list(short["experiment"])
-        which = ", ".join(names) if len(names) <= 4 else f"{len(names)} experiments"
-        seeds = "/".join(str(v) for v in sorted(set(short["n_paired"].astype(int))))
-        parts.append(f"no claim can be made for {which}: {seeds} seed(s) paired with the "
-                     f"Benchmark, at least {MIN_SEEDS} needed")
-        mde, needed = float(short["mde"].max()), float(short["seeds_needed"].max())
-        if math.isfinite(mde):
-            parts.append(f"at this grid's spread the smallest difference they could detect "
-                         f"is {mde:.3g} points")
-        if math.isfinite(needed):
-            parts.append(f"a difference of {margin:g} points needs {needed:.0f} seeds")
-    if tested:
-        parts.append(f"paired t-test vs Benchmark by seed, Holm-adjusted over {tested} "
-                     f"comparisons; equivalent: TOST p < {ALPHA:g} at ±{margin:g} points")
-        mde = float(compared.loc[compared["can_claim"].astype(bool), "mde"].max())
-        if not len(short) and math.isfinite(mde):
-            parts.append(f"smallest difference detectable: {mde:.3g} points")
-    return "; ".join(parts) or None
 
 
 def pareto_mask(cost: Sequence[float], gain: Sequence[float]) -> list[bool]:

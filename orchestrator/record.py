@@ -8,6 +8,7 @@ goes through here. See docs/tracking.md for what each tag, param and metric mean
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import statistics
@@ -29,6 +30,7 @@ __all__ = [
     "FINAL_METRICS",
     "HARDWARE_TAGS",
     "N_SEEDS",
+    "VIEW_KEY",
     "Kind",
     "State",
     "Tag",
@@ -43,7 +45,11 @@ __all__ = [
     "search",
     "std_name",
     "trial_key",
+    "view_state",
 ]
+
+VIEW_KEY = "lessdata"
+"""The name of the runs table's view saved on every grid's experiment (``view_state``)."""
 
 
 class Tag(StrEnum):
@@ -74,6 +80,7 @@ class Tag(StrEnum):
     GIT_COMMIT = "mlflow.source.git.commit"
     USER = "mlflow.user"
     EXPERIMENT_KIND = "mlflow.experimentKind"  # an experiment's tag, not a run's
+    VIEW = f"mlflow.sharedViewState.{VIEW_KEY}"  # an experiment's tag: ``view_state``
 
 
 EXPERIMENT_KIND = "custom_model_development"
@@ -108,6 +115,19 @@ N_SEEDS = "n_seeds"
 def std_name(metric: str) -> str:
     """A parent's std over seeds of ``metric`` (the mean keeps the child's name)."""
     return f"{metric}_std"
+
+
+VIEW_METRICS = ("best_top1", std_name("best_top1"), N_SEEDS, "final_top1", "evaluations",
+                "train_s", "energy_kwh")
+"""The metric columns the saved view shows: a parent's mean and std over seeds first."""
+
+
+def view_state() -> str:
+    """The runs table as the links open it (MLflow's shared view state, JSON): the metric
+    columns of ``VIEW_METRICS`` and the dataset shown, the parents' trials nested under
+    them. The UI's own "Group by" still groups the trials by ``Tag.EXPERIMENT``."""
+    columns = ["attributes.`Dataset`", *(f"metrics.`{m}`" for m in VIEW_METRICS)]
+    return json.dumps({"selectedColumns": columns})
 
 
 def trial_key(grid: str, experiment: str, seed: int) -> str:
@@ -162,11 +182,14 @@ def client(uri: str) -> MlflowClient:
 
 
 def experiment_id(mlflow: MlflowClient, name: str, create: bool = False) -> str | None:
-    """The grid's experiment (made, tagged as model training, when ``create``)."""
+    """The grid's experiment (made when ``create``, and then tagged as model training with
+    the runs table's saved view)."""
+    tags: dict[str, str] = {Tag.EXPERIMENT_KIND: EXPERIMENT_KIND, Tag.VIEW: view_state()}
     found = mlflow.get_experiment_by_name(name)
     if found is not None and found.lifecycle_stage == "active":
-        if found.tags.get(Tag.EXPERIMENT_KIND) != EXPERIMENT_KIND and create:
-            mlflow.set_experiment_tag(found.experiment_id, Tag.EXPERIMENT_KIND, EXPERIMENT_KIND)
+        for key, value in tags.items():
+            if create and found.tags.get(key) != value:
+                mlflow.set_experiment_tag(found.experiment_id, key, value)
         return str(found.experiment_id)
     if not create:
         return None
@@ -175,7 +198,7 @@ def experiment_id(mlflow: MlflowClient, name: str, create: bool = False) -> str 
             f"the MLflow experiment of grid {name!r} was deleted (it is in MLflow's trash, id "
             f"{found.experiment_id}): restore it (`mlflow experiments restore --experiment-id "
             f"{found.experiment_id}`) or submit under another --name")
-    return str(mlflow.create_experiment(name, tags={Tag.EXPERIMENT_KIND: EXPERIMENT_KIND}))
+    return str(mlflow.create_experiment(name, tags=tags))
 
 
 _UNQUOTABLE = ("'", '"', "\\")  # MLflow's filter parser has no escape for these
@@ -221,6 +244,7 @@ def last_step(mlflow: MlflowClient, run_id: str) -> int:
 
 
 def runs_url(uri: str, experiment: str) -> str:
-    """The UI's training-runs view of a grid (for a local store: once `mlflow ui` serves it)."""
+    """The UI's training-runs table of a grid in its saved view (``view_state``); for a
+    local store, once `mlflow ui` serves it."""
     base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    return f"{base}/#/experiments/{experiment}/runs"
+    return f"{base}/#/experiments/{experiment}/runs?viewStateShareKey={VIEW_KEY}"

@@ -3,12 +3,13 @@ values (quotes, backslashes, LIKE wildcards) are found exactly, never by acciden
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
 from orchestrator import record
-from orchestrator.record import EXPERIMENT_KIND, Tag
+from orchestrator.record import EXPERIMENT_KIND, VIEW_KEY, Tag
 
 HOSTILE = ["it's", 'say "hi"', "back\\slash\\", "a%b_c", "axb_c", "plain", "IT'S"]
 
@@ -30,6 +31,16 @@ def test_new_experiments_are_marked_as_model_training(mlflow_server) -> None:
     assert experiment is not None
     assert client.get_experiment(experiment).tags[Tag.EXPERIMENT_KIND] == EXPERIMENT_KIND
     assert record.experiment_id(client, "record-absent") is None
+
+
+def test_experiments_carry_the_view_the_links_open(mlflow_server) -> None:
+    client = record.client(mlflow_server.uri)
+    old = client.create_experiment("record-view")  # made before the view existed
+    assert record.experiment_id(client, "record-view", create=True) == old
+    view = json.loads(client.get_experiment(old).tags[f"mlflow.sharedViewState.{VIEW_KEY}"])
+    assert "metrics.`best_top1_std`" in view["selectedColumns"]
+    url = record.runs_url(mlflow_server.uri, old)
+    assert url == f"{mlflow_server.uri}/#/experiments/{old}/runs?viewStateShareKey={VIEW_KEY}"
 
 
 def test_run_filter_quotes_only_what_it_can() -> None:

@@ -1,10 +1,12 @@
 """The Tracker and its writer thread against a real MLflow server: callers never wait,
 writes arrive in order, a trial's run is made when it starts, a parent carries its
-children's metric keys, and a write the server rejects is dropped without blocking."""
+children's metric keys, a write made while the server is away waits in the queue and is
+sent once it is back, and a write the server rejects is dropped without blocking."""
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
@@ -16,7 +18,9 @@ from orchestrator.record import Kind, Tag
 from orchestrator.results import EpochReport, FinalReport, Hardware
 from orchestrator.tracking import Tracker
 from orchestrator.writer import Writer
+from tests.services import mlflow_server_at
 
+RETRY_S = 0.5
 HW = Hardware("n1", "127.0.0.1", "id1", "cpu", "none", "cpu | none")
 
 
@@ -141,3 +145,22 @@ def test_a_start_retried_after_a_failure_makes_no_second_run(mlflow_server) -> N
     runs = client.search_runs([tracker.experiment_id], "")
     assert len(runs) == 2, [r.data.tags.get(Tag.KIND) for r in runs]  # one trial, one parent
     assert all(r.data.params["epochs"] for r in runs)
+
+
+def test_a_write_made_while_the_server_is_away_is_queued_then_sent_once(tmp_path: Path) -> None:
+    spec = _specs("tracking-outage")[0]
+    with (mlflow_server_at(tmp_path / "mlflow") as server,
+          Tracker(server.uri, "tracking-outage", retry_s=RETRY_S) as tracker):
+        tracker.prepare([spec], train_size=100)
+        tracker.start_trial(spec.key)
+        assert tracker.flush(timeout_s=60)
+        server.stop()
+        tracker.log_epoch(spec.key, _epoch(1, 0.5))  # returns at once: queued
+        assert tracker.pending == 1
+        assert not tracker.flush(timeout_s=2 * RETRY_S)  # retried, still not sent
+        assert tracker.pending == 1
+        server.start()
+        assert tracker.flush(timeout_s=60)
+        assert tracker.writer.rejected == []
+        history = MlflowClient(server.uri).get_metric_history(tracker.runs[spec.key], "top1")
+    assert [(m.step, m.value) for m in history] == [(1, 0.5)]

@@ -1,7 +1,9 @@
 """The MLflow UI on a finished grid, in a real headless Chromium: what a researcher sees.
 
 The grid runs through the real CLI on a local Ray into a real MLflow server; the page is
-driven through the UI's own controls (Columns, Group by) and read back from its table.
+opened by the link lessdata prints (the experiment's saved view: the metric columns show
+without a click), then driven through the UI's own "Group by" control, and read back
+from its table.
 Installs nothing: without Chromium (`make browser` installs Debian's) or the playwright
 package (the dev extra) it is skipped with the reason.
 """
@@ -9,7 +11,6 @@ package (the dev extra) it is skipped with the reason.
 from __future__ import annotations
 
 import importlib.util
-import re
 import shutil
 import statistics
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Experiment, Run
 
+from orchestrator.record import Kind, Tag, runs_url
 from tests.conftest import REPO, MlflowServer, RayCluster, run_cli
 
 
@@ -41,15 +43,16 @@ pytestmark = [
                        reason="the playwright package is not installed (the dev extra)"),
 ]
 
-# The MLflow layout the page is checked against (written by orchestrator/tracking.py).
-KIND_TAG = "lessdata.kind"
-PARENT_KIND, TRIAL_KIND = "experiment", "trial"
-CHILD_KEY = "best_top1"  # a trial's final top-1
-MEAN_KEY = "best_top1_mean"  # its mean over the seeds, on the experiment's parent run
+# The MLflow layout the page is checked against (orchestrator/record.py, written by
+# orchestrator/tracking.py).
+KIND_TAG = Tag.KIND
+PARENT_KIND, TRIAL_KIND = Kind.EXPERIMENT, Kind.TRIAL
+CHILD_KEY = "best_top1"  # a trial's best top-1
+MEAN_KEY = "best_top1"  # its mean over the seeds, under the same key on the parent run
 STD_KEY = "best_top1_std"  # its std over the seeds, on the parent run
 SEEDS_KEY = "n_seeds"  # how many seeds the parent's mean is over
-GROUP_TAG = "lessdata.experiment"  # "group by experiment" in the runs table
-PARENTS_CARRY_GROUP_TAG = True  # the parents carry GROUP_TAG too, so they group with trials
+GROUP_TAG = Tag.EXPERIMENT  # "group by experiment" in the runs table
+PARENTS_CARRY_GROUP_TAG = False  # the parents have their own tag: they group apart
 
 SCREENSHOT = REPO / "docs" / "mlflow-ui.png"
 SEEDS, EXPERIMENTS = 2, ["Benchmark", "E3"]
@@ -95,11 +98,12 @@ class Seen:
 
 @pytest.fixture(scope="module")
 def seen(grid: Experiment, mlflow_server: MlflowServer) -> Seen:
-    """Drive the UI as a researcher would: open the link, add the metric columns, group by
-    experiment; screenshot the grouped view into the docs."""
+    """Use the UI as a researcher would: open the link lessdata prints (its metric columns
+    show without a click), group by experiment; screenshot the grouped view into the docs."""
     with chromium_page() as page:
-        open_runs(page, mlflow_server.uri, grid.experiment_id)
-        show_columns(page, list(dict.fromkeys([CHILD_KEY, MEAN_KEY, STD_KEY, SEEDS_KEY])))
+        open_runs(page, runs_url(mlflow_server.uri, grid.experiment_id))
+        for key in (CHILD_KEY, MEAN_KEY, STD_KEY, SEEDS_KEY):
+            page.locator(f".ag-header-cell[col-id='{column(key)}']").wait_for()
         plain = read_table(page)
         group_by_tag(page, GROUP_TAG)
         grouped = read_table(page)
@@ -202,25 +206,13 @@ def chromium_page() -> Iterator[Any]:
             browser.close()
 
 
-def open_runs(page: Any, uri: str, experiment_id: str) -> None:
-    """The experiment's training runs view, the view the links lessdata prints open."""
-    page.goto(f"{uri}/#/experiments/{experiment_id}/runs")
+def open_runs(page: Any, url: str) -> None:
+    """The page at ``url`` once its runs table shows."""
+    page.goto(url)
     page.locator(".ag-row").first.wait_for()
     close = page.get_by_role("button", name="Close")  # the assistant panel, for room
     if close.count() == 1:
         close.click()
-
-
-def show_columns(page: Any, keys: list[str]) -> None:
-    """Tick each metric in the Columns menu (metrics are not shown by default)."""
-    page.get_by_role("button", name="Columns").click()
-    for key in keys:
-        page.get_by_placeholder("Search columns").fill(key)
-        node = page.locator("[class*='tree-treenode']").filter(has_text=exact_text(key))
-        node.locator("[class*='tree-checkbox']").first.click()
-    page.keyboard.press("Escape")
-    for key in keys:
-        page.locator(f".ag-header-cell[col-id='{column(key)}']").wait_for()
 
 
 def group_by_tag(page: Any, tag: str) -> None:
@@ -230,10 +222,6 @@ def group_by_tag(page: Any, tag: str) -> None:
     page.keyboard.press("Escape")
     page.get_by_role("button", name=f"Group by: {tag}").wait_for()
     page.locator(f".ag-row[row-id^='tag.{tag}']").first.wait_for()
-
-
-def exact_text(text: str) -> re.Pattern[str]:
-    return re.compile(f"^{re.escape(text)}$")
 
 
 READ_TABLE = """() => {
