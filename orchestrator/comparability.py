@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from orchestrator.claims import BENCHMARK
+
 __all__ = ["MAX_CV", "Comparability", "runtime_comparability"]
 
 MAX_CV = 0.10
@@ -31,7 +33,6 @@ MAX_CV = 0.10
 FLOOR = 0.05
 """Differences of per-image speed under 5% are never flagged (rounding, the last batch)."""
 SIGMAS = 3.0
-BENCHMARK = "Benchmark"
 
 
 @dataclass(frozen=True)
