@@ -56,3 +56,25 @@ def test_status_lists_pending_trials_from_the_plan_from_another_folder(tmp_path:
 def test_resume_of_an_unknown_grid_names_the_storage(tmp_path: Path) -> None:
     out = run_cli("resume", "nothing-here", "--storage", str(tmp_path), cwd=tmp_path)
     assert out.returncode == 2 and "--storage" in out.stderr, out.stderr
+
+
+def test_the_plan_runs_trials_interleaved_from_the_grid_order_seed(tmp_path: Path) -> None:
+    grid = {**GRID, "experiments": ["Benchmark", "E1", "E2", "E3", "E4", "E5"], "seeds": 3}
+    plans = {}
+    for order_seed in (0, 0, 5):
+        path = tmp_path / f"grid-{order_seed}.yaml"
+        path.write_text(yaml.safe_dump({**grid, "order_seed": order_seed}))
+        plans.setdefault(order_seed, []).append(make_plan(PlanOptions(
+            grid=str(path), tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+            storage=tmp_path / "store")))
+    (a, again), (other,) = plans[0], plans[5]
+    order = [(t.seed, t.experiment) for t in a.trials]
+    assert order == [(t.seed, t.experiment) for t in again.trials]  # reproducible
+    assert order != [(t.seed, t.experiment) for t in other.trials]  # from the grid's seed
+    assert [seed for seed, _ in order] == sorted(seed for seed, _ in order)  # seed-major
+    blocks = [[e for s, e in order if s == seed] for seed in range(3)]
+    assert all(sorted(b) == sorted(grid["experiments"]) for b in blocks)
+    assert blocks != [grid["experiments"]] * 3  # not the grid's order: shuffled per seed
+    assert a.grid.order_seed == 0 and other.grid.order_seed == 5  # recorded in the plan
+    write_plan(other)
+    assert read_plan("planned", tmp_path / "store").trials == other.trials
