@@ -44,8 +44,9 @@ def demo_report(quick: bool) -> dict:
         submit = ["submit", "demo", "--tracking-uri", uri, "--storage", str(root / "store"),
                   "--json"]
         _cli(*submit, *(["--epochs", "2"] if quick else []), cwd=root)
-        return dict(json.loads(_cli("report", "demo", "--tracking-uri", uri, "--storage",
-                                    str(root / "store"), "--json", cwd=root)))
+        report = ["report", "demo", "--tracking-uri", uri, "--storage", str(root / "store")]
+        print(_cli(*report, cwd=root), file=sys.stderr)  # the text report, for the record
+        return dict(json.loads(_cli(*report, "--json", cwd=root)))
 
 
 def measure(options: Options) -> list[Row]:

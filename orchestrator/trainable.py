@@ -144,6 +144,7 @@ def train_trial(params: dict[str, Any]) -> None:
     )
     trainer = build_trainer(config)
     warmup_s = warm_once(trainer)  # before any of the trial's clocks: charged to none
+    started_ms += int(1000 * warmup_s)  # the run lasts trial_s, which the warm-up is not in
     ckpt_dir = Path(spec.checkpoint_dir)
     restore, so_far = load_checkpoint(ckpt_dir, trainer.device)
     info = hardware(trainer.device)

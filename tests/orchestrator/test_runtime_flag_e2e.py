@@ -64,9 +64,9 @@ def test_report_flags_one_slowed_experiment(tmp_path: Path, mlflow_server: Mlflo
     assert report["runtime_comparable"] is False, report["runtime_note"]
     assert SLOWED in report["runtime_note"], report["runtime_note"]
     rows = {r["experiment"]: r for r in report["experiments"]}
-    # E3 trains on 50% of the Benchmark's images but, slowed, takes longer than it
+    # E3 trains on 50% of the Benchmark's images but, slowed, takes far more than 50%
     assert rows[SLOWED]["evaluation_ratio"] == pytest.approx(0.5)
-    assert rows[SLOWED]["runtime_ratio"] > 1.0, rows[SLOWED]
+    assert rows[SLOWED]["runtime_ratio"] > 0.8, rows[SLOWED]
     text = run_cli("report", "slowed", "--tracking-uri", mlflow_server.uri, cwd=tmp_path)
     assert text.returncode == 0, text.stderr[-3000:]
     lines = text.stdout.splitlines()
