@@ -50,8 +50,6 @@ NOTE = ("top-1: best epoch, mean ± sample std over seeds; Δ: percentage points
         "changes: vs Benchmark's mean")
 TWIN_NOTE = ("; vs uniform / vs short: Δ top-1 (pp) and paired p of X vs its budget-matched "
              "twins X-uniform (constant fraction) and X-short (all data, fewer epochs)")
-
-
 DAGGER = "†"
 PARTS = ("cpu", "gpu", "ram")
 
@@ -80,7 +78,6 @@ class Notes:
         if self.energy:
             out.append(self.energy)
         return out
-
 
 
 def energy_sources(trials: pd.DataFrame) -> tuple[str, str]:
