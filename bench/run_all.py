@@ -29,6 +29,7 @@ SCRIPTS = {
     "selection": "selection_overhead.py",
     "orchestration": "orchestration_overhead.py",
     "mlflow": "mlflow_logging.py",
+    "demo": "demo_report.py",
 }
 TIMEOUT_S = 1800
 

@@ -16,6 +16,12 @@ Units: top-1 means and stds are fractions (0-1) like the metrics; ``top1_delta``
 accuracy points (percent). Below ``MIN_SEEDS`` (3) seeds paired with the Benchmark an
 experiment's p-values and equivalence are NaN / NA and ``can_claim`` is False.
 
+Runtime is the training work only (``train_s``: forward, backward, optimizer steps; the
+test pass, selection and warm-up are timed apart): ``runtime_ratio`` is an experiment's
+mean training time over the Benchmark's, to be read beside ``evaluation_ratio`` (its
+evaluations, scoring included, over the Benchmark's); ``cpu_ratio`` the same on the
+process's CPU time, which other work on a shared machine inflates far less.
+
 Evaluations compared across experiments (``evaluations_pct``) include the forward passes
 a selection strategy made to score samples (``scoring_evaluations``), each counted as one
 training image: conservative, so savings are never overstated.
@@ -61,6 +67,8 @@ TAG_COLUMNS = {  # trial column -> MLflow tag
     "experiment": Tag.EXPERIMENT, "method": Tag.METHOD, "schedule": Tag.SCHEDULE,
     "seed": Tag.SEED, "dataset": Tag.DATASET, "selection": Tag.SELECTION,
     "hardware": Tag.HARDWARE, "node": Tag.NODE, "source": Tag.SOURCE,
+    "energy_source_cpu": Tag.ENERGY_SOURCE_CPU, "energy_source_gpu": Tag.ENERGY_SOURCE_GPU,
+    "energy_source_ram": Tag.ENERGY_SOURCE_RAM,
 }  # fmt: skip
 METRIC_COLUMNS = {  # trial column -> MLflow metric (a series' last value is its total)
     "best_top1": "best_top1",
@@ -68,8 +76,16 @@ METRIC_COLUMNS = {  # trial column -> MLflow metric (a series' last value is its
     "evaluations": "evaluations",
     "scoring_evaluations": "scoring_evaluations",
     "train_s": "train_s",
+    "eval_s": "eval_s",
+    "select_s": "select_s",
+    "train_cpu_s": "train_cpu_s",
+    "train_gpu_s": "train_gpu_s",
+    "warmup_s": "warmup_s",
     "trial_s": "trial_s",
     "energy_kwh": "energy_kwh",
+    "cpu_energy_kwh": "cpu_energy_kwh",
+    "gpu_energy_kwh": "gpu_energy_kwh",
+    "ram_energy_kwh": "ram_energy_kwh",
     "emissions_kg": "emissions_kg",
     "emissions_estimate_kg": "emissions_estimate_kg",
     "best_epoch": "best_epoch",
@@ -84,16 +100,27 @@ EXPERIMENT_COLUMNS = (
     "delta_vs_uniform", "p_vs_uniform", "effect_vs_uniform",
     "delta_vs_short", "p_vs_short", "effect_vs_short",
     "final_top1_mean", "final_top1_std",
-    "runtime_s_mean", "runtime_change_pct", "trial_s_mean",
+    "train_s_mean", "runtime_change_pct", "runtime_ratio", "evaluation_ratio",
+    "train_cpu_s_mean", "cpu_ratio", "train_gpu_s_mean", "eval_s_mean", "select_s_mean",
+    "warmup_s_mean", "trial_s_mean",
     "energy_kwh_mean", "energy_change_pct",
-    "emissions_kg_mean", "emissions_change_pct",
+    "cpu_energy_kwh_mean", "gpu_energy_kwh_mean", "ram_energy_kwh_mean",
+    "emissions_kg_mean", "emissions_change_pct", "emissions_paper_change_pct",
     "emissions_estimate_kg_mean", "emissions_estimate_change_pct",
 )  # fmt: skip
 # experiment-table column -> trial column whose mean it is, and its change-vs-Benchmark column
 _MEANS = {
-    "runtime_s_mean": ("train_s", "runtime_change_pct"),
+    "train_s_mean": ("train_s", "runtime_change_pct"),
+    "train_cpu_s_mean": ("train_cpu_s", None),
+    "train_gpu_s_mean": ("train_gpu_s", None),
+    "eval_s_mean": ("eval_s", None),
+    "select_s_mean": ("select_s", None),
+    "warmup_s_mean": ("warmup_s", None),
     "trial_s_mean": ("trial_s", None),
     "energy_kwh_mean": ("energy_kwh", "energy_change_pct"),
+    "cpu_energy_kwh_mean": ("cpu_energy_kwh", None),
+    "gpu_energy_kwh_mean": ("gpu_energy_kwh", None),
+    "ram_energy_kwh_mean": ("ram_energy_kwh", None),
     "emissions_kg_mean": ("emissions_kg", "emissions_change_pct"),
     "emissions_estimate_kg_mean": ("emissions_estimate_kg", "emissions_estimate_change_pct"),
 }
@@ -208,7 +235,7 @@ def _summarise(name: str, group: pd.DataFrame) -> dict[str, Any]:
         final_top1_std=_std(group["final_top1"].dropna().to_numpy(float)),
     )
     for column, (source, _) in _MEANS.items():
-        row[column] = float(group[source].mean())
+        row[column] = float(group[source].mean()) if source in group else math.nan
     return row
 
 
@@ -221,10 +248,16 @@ def _source(name: str, group: pd.DataFrame) -> str:
 def _compare(row: dict[str, Any], bench: dict[str, Any], group: pd.DataFrame,
              bench_group: pd.DataFrame, margin: float) -> None:
     row["evaluations_pct"] = _ratio_pct(_cost(row), _cost(bench))
+    row["evaluation_ratio"] = row["evaluations_pct"] / 100.0
+    row["runtime_ratio"] = _ratio_pct(row["train_s_mean"], bench["train_s_mean"]) / 100.0
+    row["cpu_ratio"] = _ratio_pct(row["train_cpu_s_mean"], bench["train_cpu_s_mean"]) / 100.0
     row["top1_delta"] = 100.0 * (row["top1_mean"] - bench["top1_mean"])
     for column, (_, change) in _MEANS.items():
         if change is not None:
             row[change] = _ratio_pct(row[column], bench[column]) - 100.0
+    # The paper computes CO2 as runtime x a per-GPU average: its CO2 change is the
+    # (training) runtime change.
+    row["emissions_paper_change_pct"] = row["runtime_change_pct"]
     top1, bench_top1 = paired(group, bench_group)
     row["n_paired"] = len(top1)
     row["can_claim"] = len(top1) >= MIN_SEEDS

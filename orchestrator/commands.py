@@ -29,14 +29,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="the paper-style comparison table of a grid")
     _read_args(p)
     p.add_argument("--out", type=Path, help="also write CSV, Markdown and PNG plots here")
+    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                   help="equivalence margin in accuracy points for the TOST (default "
+                   f"{DEFAULT_MARGIN:g}, for MNIST-like data)")
     p.set_defaults(run=_cmd_report)
 
     p = sub.add_parser("demo", help="submit the demo grid locally, then print its report")
     p.add_argument("--tracking-uri")
     p.add_argument("--out", type=Path, default=Path("runs/demo-report"))
+    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                   help="equivalence margin in accuracy points (default %(default)g)")
     p.set_defaults(run=_cmd_demo)
 
 
+DEFAULT_MARGIN = 0.1  # as orchestrator.aggregate.DEFAULT_MARGIN (not imported: a fast --help)
 STORAGE_HELP = ("where the grid was submitted (its plan, checkpoints and Tune state; "
                 "default: $LESSDATA_STORAGE or ./runs)")
 
@@ -143,16 +149,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     require_store(uri)
     plan = (read_plan(args.name, args.storage) if plan_path(args.name, args.storage).exists()
             else None)
-    table, rows, warning = make_report(uri, args.name, args.out, plan=plan)
+    report = make_report(uri, args.name, args.out, margin=args.margin, plan=plan)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(report.as_json(), indent=2))
         return 0
     console = Console(highlight=False)
     if not console.is_terminal:
         console = Console(highlight=False, width=200)  # a piped report keeps whole columns
-    if warning:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
-    render(table, console)
+    if report.warning:
+        console.print(f"[yellow]warning:[/yellow] {report.warning}")
+    render(report.table, console, report.notes)
     if args.out:
         console.print(f"wrote {args.out}/ (CSV, Markdown, PNG plots; also logged to MLflow)")
     _print_link(uri, _experiment_id(uri, args.name))
@@ -176,7 +182,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     result = submit(SubmitOptions(grid="demo", tracking_uri=uri))
     code = _summary(result, False)
     report = argparse.Namespace(name=result.name, tracking_uri=uri, storage=None, json=False,
-                                out=args.out)
+                                out=args.out, margin=args.margin)
     _cmd_report(report)
     print(f"demo finished in {time.perf_counter() - start:.0f} s")
     return code

@@ -124,6 +124,9 @@ class Grid(_Strict):
     """Checkpoint the whole trainer state every k epochs (and at the last)."""
     max_failures: Annotated[int, Field(ge=0)] = 2
     """Retries of a failed trial, each from its last checkpoint."""
+    order_seed: Annotated[int, Field(ge=0)] = 0
+    """Seeds the order trials run in (``orchestrator.order.interleave``): recorded in the
+    plan, so a re-run runs in the same order."""
 
     @model_validator(mode="before")
     @classmethod

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orchestrator.coincide import Coincidence, PlanEntry, find_identical
 from orchestrator.grid import NAME, Grid, TrialSpec, load_grid, slug
+from orchestrator.order import interleave
 from orchestrator.preflight import check_tracking
 from orchestrator.record import default_tracking_uri
 from trainers.data import check_dataset
@@ -108,6 +109,9 @@ def make_plan(options: PlanOptions) -> Plan:
             "system_metrics_uri": uri if options.system_metrics else None})
         for t in every if t.experiment not in aliases
     ]
+    # The order Tune runs them in: seed-major, experiments shuffled per seed from the
+    # grid's order_seed, so no experiment pays the cold start or a busy minute alone.
+    trials = interleave(trials, grid.order_seed)
     return Plan(name=name, grid=grid, tracking_uri=uri, storage=storage,
                 address=options.address, system_metrics=options.system_metrics,
                 trials=trials, identical=identical)

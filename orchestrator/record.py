@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
 
 __all__ = [
+    "ENERGY_SOURCE_TAGS",
     "EPOCH_METRICS",
     "EXPERIMENT_KIND",
     "FINAL_METRICS",
@@ -70,6 +71,9 @@ class Tag(StrEnum):
     TUNE_TRIAL_ID = "lessdata.tune_trial_id"
     ERROR = "lessdata.error"
     EMISSIONS_ATTRIBUTION = "lessdata.emissions_attribution"
+    ENERGY_SOURCE_CPU = "lessdata.energy_source.cpu"  # 'sensor: ...' / 'estimate: ...' / 'none'
+    ENERGY_SOURCE_GPU = "lessdata.energy_source.gpu"
+    ENERGY_SOURCE_RAM = "lessdata.energy_source.ram"
     NODE = "lessdata.node"
     NODE_IP = "lessdata.node_ip"
     NODE_ID = "lessdata.node_id"
@@ -85,6 +89,9 @@ class Tag(StrEnum):
 
 EXPERIMENT_KIND = "custom_model_development"
 """Marks an MLflow experiment as model training (not GenAI) for the UI."""
+ENERGY_SOURCE_TAGS = {  # energy part -> the tag naming where it came from
+    "cpu": Tag.ENERGY_SOURCE_CPU, "gpu": Tag.ENERGY_SOURCE_GPU, "ram": Tag.ENERGY_SOURCE_RAM,
+}  # fmt: skip
 HARDWARE_TAGS = {  # Hardware field -> tag
     "node": Tag.NODE, "node_ip": Tag.NODE_IP, "node_id": Tag.NODE_ID,
     "cpu_model": Tag.CPU_MODEL, "gpu_model": Tag.GPU_MODEL, "hardware": Tag.HARDWARE,

@@ -2,12 +2,21 @@
 
 Everything here reads the two tables of ``orchestrator/aggregate.py``; nothing recomputes
 statistics. ``make_report`` is what ``lessdata report`` calls.
+
+Above the table one line says whether the grid's runtimes compare
+(``orchestrator.comparability`` on the training time; the same test on CPU time is in the
+JSON); when they do not, the runtime, energy and CO2 changes carry a dagger and a footnote
+names the cause. The energy column says which of its parts a sensor measured and which
+codecarbon estimated (from the trials' ``lessdata.energy_source.*`` tags), and the CO2
+column gives the paper's own figure beside the measured one: the paper computes CO2 from
+runtime, so its change is the runtime change.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +32,7 @@ from orchestrator.aggregate import (
     hardware_warning,
     trial_table,
 )
+from orchestrator.comparability import Comparability, runtime_comparability
 from orchestrator.record import Kind, Tag
 from trainers.errors import TrackingError
 from trainers.experiments import SOURCE_LEGEND
@@ -34,8 +44,9 @@ if TYPE_CHECKING:
     from orchestrator.plan import Plan
     from trainers.schedule import Schedule
 
-__all__ = ["log_report", "make_report", "render", "report_rows", "schedule_summary",
-           "with_aliases", "write_outputs"]
+__all__ = ["Notes", "Report", "energy_sources", "epoch_table", "log_report", "make_report",
+           "render", "report_rows", "runtime_notes", "schedule_summary", "with_aliases",
+           "write_outputs"]
 
 DASH = "—"
 NOTE = ("top-1: best epoch, mean ± sample std over seeds; Δ: percentage points vs Benchmark; "
@@ -43,6 +54,72 @@ NOTE = ("top-1: best epoch, mean ± sample std over seeds; Δ: percentage points
         "changes: vs Benchmark's mean")
 TWIN_NOTE = ("; vs uniform / vs short: Δ top-1 (pp) and paired p of X vs its budget-matched "
              "twins X-uniform (constant fraction) and X-short (all data, fewer epochs)")
+DAGGER = "†"
+PARTS = ("cpu", "gpu", "ram")
+
+
+@dataclass(frozen=True)
+class Notes:
+    """What the report says about its runtime and energy columns."""
+
+    runtime: Comparability
+    """On the training time (``train_s``): decides the daggers."""
+    runtime_cpu: Comparability
+    """The same test on the process's CPU time (``train_cpu_s``)."""
+    energy: str = ""
+    """Which parts of the energy a sensor measured and which were estimated."""
+    energy_header: str = "Energy Wh"
+
+    def header_line(self) -> str:
+        """The one line above the table."""
+        return f"runtimes: {self.runtime.note}"
+
+    def footnotes(self) -> list[str]:
+        out = []
+        if not self.runtime.comparable:
+            out.append(f"{DAGGER} runtimes do not compare, so neither do energy and CO2: "
+                       f"{self.runtime.note} (on CPU time: {self.runtime_cpu.note})")
+        if self.energy:
+            out.append(self.energy)
+        return out
+
+
+def energy_sources(trials: pd.DataFrame) -> tuple[str, str]:
+    """(the energy column's header, a note saying what each part of the energy rests on).
+
+    From the trials' source tags: a part is *measured* when every trial's source for it is
+    a sensor, *estimated* otherwise. The note gives the estimated parts' share of the
+    energy, so a reader sees how much of the figure is a model and not a reading.
+    """
+    columns = [f"energy_source_{p}" for p in PARTS]
+    if trials.empty or not all(c in trials for c in columns) or trials[columns].isna().all(
+            axis=None):
+        return "Energy Wh", "energy: where its parts came from was not recorded"
+    measured: list[str] = []
+    estimated: list[str] = []
+    for part in PARTS:
+        sources = sorted(set(trials[f"energy_source_{part}"].dropna().astype(str)) - {"none"})
+        if not sources:
+            continue
+        label = f"{part.upper()} ({', '.join(sources)})"
+        (measured if all(v.startswith("sensor") for v in sources) else estimated).append(label)
+    parts = [f"measured by a sensor: {'; '.join(measured) or 'none'}"]
+    if estimated:
+        total = trials["energy_kwh"].sum()
+        est = sum(trials[f"{p}_energy_kwh"].fillna(0.0).sum() for p in PARTS
+                  if any(label.startswith(p.upper()) for label in estimated))
+        share = f", {100 * est / total:.0f}% of the energy" if total > 0 else ""
+        parts.append(f"estimated: {'; '.join(estimated)}{share}")
+    header = ("Energy Wh (est.)" if estimated and not measured
+              else "Energy Wh (part est.)" if estimated else "Energy Wh")
+    return header, "energy: " + "; ".join(parts)
+
+
+def runtime_notes(trials: pd.DataFrame) -> Notes:
+    """Whether the grid's runtimes compare (wall and CPU time), and what the energy rests on."""
+    header, energy = energy_sources(trials)
+    return Notes(runtime_comparability(trials, "train_s"),
+                 runtime_comparability(trials, "train_cpu_s"), energy, header)
 
 
 # -- rows and cells ------------------------------------------------------------------------
@@ -109,12 +186,6 @@ def _num(value: Any, fmt: str) -> str:
     return format(float(value), fmt) if _finite(value) else DASH
 
 
-def _with_change(value: Any, change: Any, fmt: str) -> str:
-    """'120.5 (-50.0%)'; the change is left out where there is no Benchmark to compare to."""
-    text = _num(value, fmt)
-    return f"{text} ({float(change):+.1f}%)" if text != DASH and _finite(change) else text
-
-
 def _has_twins(table: pd.DataFrame) -> bool:
     columns = [c for c in ("p_vs_uniform", "p_vs_short", "delta_vs_uniform", "delta_vs_short")
                if c in table]
@@ -136,13 +207,18 @@ def _equivalent(row: dict[str, Any]) -> str:
     return f"{'yes' if row['equivalent'] else 'no'} (p {_num(row['tost_p'], '.3g')})"
 
 
-def _caption(table: pd.DataFrame, twins: bool) -> str:
-    notes = [claim_note(table)]
+def _caption(table: pd.DataFrame, twins: bool, notes: Notes | None = None) -> str:
+    lines = [NOTE + (TWIN_NOTE if twins else "") + ("; CO2 paper: the paper's estimate "
+                                                     "(CO2 from runtime), its change the "
+                                                     "runtime change")]
+    extra = [claim_note(table)]
     if "note" in table:  # identical schedules: one line each
-        notes += [str(n) for n in table["note"] if isinstance(n, str)]
+        extra += [str(n) for n in table["note"] if isinstance(n, str)]
     if "source" in table and (table["source"] == "ours").any():
-        notes.append(SOURCE_LEGEND)
-    return NOTE + (TWIN_NOTE if twins else "") + "".join(f"\n{n}" for n in notes if n)
+        extra.append(SOURCE_LEGEND)
+    lines += [n for n in extra if n]
+    lines += notes.footnotes() if notes is not None else []
+    return "\n".join(lines)
 
 
 def with_aliases(table: pd.DataFrame, plan: Plan | None) -> pd.DataFrame:
@@ -170,7 +246,25 @@ def with_aliases(table: pd.DataFrame, plan: Plan | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=table.columns).astype(table.dtypes.to_dict())
 
 
-def _cells(row: dict[str, Any], twins: bool = False) -> dict[str, str]:
+def _changes(row: dict[str, Any], notes: Notes | None) -> tuple[str, str, str]:
+    """The runtime, energy and CO2 cells; a dagger on each change when runtimes don't compare."""
+    mark = DAGGER if notes is not None and not notes.runtime.comparable else ""
+
+    def cell(value: Any, change: Any, fmt: str, scale: float = 1.0, extra: str = "") -> str:
+        text = _num(float(value) * scale if _finite(value) else value, fmt)
+        if text == DASH or not _finite(change):
+            return text
+        return f"{text} ({float(change):+.1f}%{extra}){mark}"
+
+    paper: Any = row.get("emissions_paper_change_pct")
+    return (cell(row["train_s_mean"], row["runtime_change_pct"], ".1f"),
+            cell(row["energy_kwh_mean"], row["energy_change_pct"], ".3g", 1000.0),
+            cell(row["emissions_kg_mean"], row["emissions_change_pct"], ".4g",
+                 extra=f"; paper {float(paper):+.1f}%" if _finite(paper) else ""))
+
+
+def _cells(row: dict[str, Any], twins: bool = False,
+           notes: Notes | None = None) -> dict[str, str]:
     """One experiment's display strings; the terminal and the Markdown table share them."""
     evaluations = _num(row["evaluations"], ",.0f")
     if _finite(row.get("scoring_evaluations")) and float(row["scoring_evaluations"]) > 0:
@@ -181,6 +275,7 @@ def _cells(row: dict[str, Any], twins: bool = False) -> dict[str, str]:
             f" ({row['n']})")
     same_as = f" = {row['same_as']}" if isinstance(row.get("same_as"), str) else ""
     ours = " (ours)" if row.get("source") == "ours" else ""
+    runtime, energy, co2 = _changes(row, notes)
     return {
         "Experiment": f"{row['experiment']}{same_as}",
         "Schedule": schedule_summary(row["schedule"]) + ours,
@@ -191,22 +286,24 @@ def _cells(row: dict[str, Any], twins: bool = False) -> dict[str, str]:
         "Equivalent": _equivalent(row),
         **({"vs uniform": _vs_twin(row, "uniform"), "vs short": _vs_twin(row, "short")}
            if twins else {}),
-        "Runtime s": _with_change(row["runtime_s_mean"], row["runtime_change_pct"], ".1f"),
-        "Energy kWh": _with_change(row["energy_kwh_mean"], row["energy_change_pct"], ".4g"),
-        "CO2 kg": _with_change(row["emissions_kg_mean"], row["emissions_change_pct"], ".4g"),
+        "Training s": runtime,
+        (notes.energy_header if notes is not None else "Energy Wh"): energy,
+        "CO2 kg (paper)": co2,
     }
 
 
-def render(table: pd.DataFrame, console: Console) -> None:
-    """Print the paper-style comparison table."""
+def render(table: pd.DataFrame, console: Console, notes: Notes | None = None) -> None:
+    """Print the paper-style comparison table (with ``notes``: the runtime line above it)."""
     from rich.table import Table
 
     if table.empty:
         console.print("no finished trials yet")
         return
     twins = _has_twins(table)
-    cells = [_cells(row, twins) for row in table.to_dict("records")]
-    out = Table(caption=_caption(table, twins), caption_justify="left")
+    cells = [_cells(row, twins, notes) for row in table.to_dict("records")]
+    if notes is not None:
+        console.print(notes.header_line(), markup=False)
+    out = Table(caption=_caption(table, twins, notes), caption_justify="left")
     for i, header in enumerate(cells[0]):
         out.add_column(header, justify="left" if i < 2 else "right", no_wrap=i != 1)
     for row in cells:
@@ -214,25 +311,27 @@ def render(table: pd.DataFrame, console: Console) -> None:
     console.print(out)
 
 
-def markdown(table: pd.DataFrame) -> str:
+def markdown(table: pd.DataFrame, notes: Notes | None = None) -> str:
     """The same table as GitHub Markdown."""
     twins = _has_twins(table)
-    cells = [_cells(row, twins) for row in table.to_dict("records")]
+    cells = [_cells(row, twins, notes) for row in table.to_dict("records")]
     if not cells:
         return "no finished trials yet\n"
     headers = list(cells[0])
-    lines = ["| " + " | ".join(headers) + " |",
+    lines = [notes.header_line(), ""] if notes is not None else []
+    lines += ["| " + " | ".join(headers) + " |",
              "|" + "|".join("---" if i < 2 else "---:" for i in range(len(headers))) + "|"]
     lines += ["| " + " | ".join(v.replace("|", "\\|") for v in row.values()) + " |"
               for row in cells]
-    return "\n".join(lines) + f"\n\n{_caption(table, twins)}\n"
+    return "\n".join(lines) + f"\n\n{_caption(table, twins, notes)}\n"
 
 
 # -- files ---------------------------------------------------------------------------------
 
 
 def write_outputs(trials: pd.DataFrame, table: pd.DataFrame, out_dir: Path,
-                  epochs: pd.DataFrame | None = None) -> list[Path]:
+                  epochs: pd.DataFrame | None = None, notes: Notes | None = None
+                  ) -> list[Path]:
     """report.csv, trials.csv, report.md and the figures (``orchestrator.figures``).
 
     ``epochs``, a per-epoch table (``figures.EPOCH_COLUMNS``), adds the accuracy-per-epoch
@@ -245,7 +344,7 @@ def write_outputs(trials: pd.DataFrame, table: pd.DataFrame, out_dir: Path,
     paths = [out_dir / name for name in ("report.csv", "trials.csv", "report.md")]
     table.to_csv(paths[0], index=False)
     trials.to_csv(paths[1], index=False)
-    paths[2].write_text(markdown(table))
+    paths[2].write_text(markdown(table, notes))
     # An alias's point would sit on its representative's: plotted once.
     measured = table[table["same_as"].isna()] if "same_as" in table else table
     return paths + write_figures(measured, out_dir, epochs)
@@ -276,16 +375,63 @@ def log_report(tracking_uri: str, grid: str, paths: list[Path]) -> str:
     return str(run_id)
 
 
+def epoch_table(tracking_uri: str, trials: pd.DataFrame) -> pd.DataFrame:
+    """Test top-1 per epoch of every trial (``figures.EPOCH_COLUMNS``), from the runs' ``top1``
+    series: one history read per trial run (MLflow pages it), nothing else."""
+    from orchestrator.figures import EPOCH_COLUMNS
+
+    client = record.client(tracking_uri)
+    rows = [(trial.experiment, int(trial.seed), int(m.step), float(m.value))
+            for trial in trials.itertuples()
+            for m in client.get_metric_history(str(trial.run_id), "top1")]
+    return pd.DataFrame(rows, columns=list(EPOCH_COLUMNS))
+
+
+@dataclass(frozen=True)
+class Report:
+    """A grid's report: its two tables, what they can claim, and what the runtimes mean."""
+
+    table: pd.DataFrame
+    trials: pd.DataFrame
+    notes: Notes
+    margin: float
+    warning: str | None = None
+    paths: list[Path] = field(default_factory=list)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return report_rows(self.table)
+
+    def as_json(self) -> dict[str, Any]:
+        """What ``lessdata report --json`` prints."""
+        return {
+            "runtime_comparable": self.notes.runtime.comparable,
+            "runtime_note": self.notes.runtime.note,
+            "runtime_cpu_comparable": self.notes.runtime_cpu.comparable,
+            "runtime_cpu_note": self.notes.runtime_cpu.note,
+            "energy_note": self.notes.energy,
+            "margin": self.margin,
+            "claim_note": claim_note(self.table) if not self.table.empty else None,
+            "hardware_warning": self.warning,
+            "experiments": self.rows,
+        }
+
+
 def make_report(tracking_uri: str, grid: str, out_dir: Path | None,
-                margin: float = DEFAULT_MARGIN, plan: Plan | None = None
-                ) -> tuple[pd.DataFrame, list[dict[str, Any]], str | None]:
-    """Both tables from MLflow; with ``out_dir``, the files written and logged to MLflow.
+                margin: float = DEFAULT_MARGIN, plan: Plan | None = None) -> Report:
+    """Both tables from MLflow; with ``out_dir``, the files (and the per-epoch figure, from
+    the runs' ``top1`` series) written and logged to MLflow.
 
     ``margin``: the equivalence margin in accuracy points (``experiment_table``);
     ``plan``: the submitted plan, whose aliases get rows of their own (``with_aliases``).
     """
     trials = trial_table(tracking_uri, grid)
     table = with_aliases(experiment_table(trials, margin=margin), plan)
+    notes = runtime_notes(trials)
+    paths: list[Path] = []
     if out_dir is not None:
-        log_report(tracking_uri, grid, write_outputs(trials, table, Path(out_dir)))
-    return table, report_rows(table), hardware_warning(trials)
+        epochs = epoch_table(tracking_uri, trials) if not trials.empty else None
+        epochs = epochs if epochs is not None and not epochs.empty else None
+        paths = write_outputs(trials, table, Path(out_dir), epochs, notes)
+        log_report(tracking_uri, grid, paths)
+    return Report(table, trials, notes, margin, hardware_warning(trials), paths)

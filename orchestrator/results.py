@@ -9,7 +9,7 @@ dict is written by ``trial_param`` and read by ``trial_spec`` in the same way.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -83,9 +83,10 @@ class FinalReport:
     final_top1: float
     epochs_trained: int
     train_s: float
-    """Training and per-epoch evaluation, every piece of the trial summed."""
+    """The training work only (the batches' augmentation, forward, backward, optimizer
+    steps), every epoch and every piece of the trial summed: the runtime compared."""
     trial_s: float
-    """The whole trial in this process, data loading included."""
+    """The whole trial in this process, data loading included, warm-up excluded."""
     tracked_s: float
     """Time under the emissions tracker."""
     energy_kwh: float
@@ -94,6 +95,22 @@ class FinalReport:
     emissions_measured: float
     emissions_share: float
     hardware: Hardware
+    eval_s: float = 0.0
+    """The per-epoch test passes."""
+    select_s: float = 0.0
+    """The selection stage (scoring passes included)."""
+    train_cpu_s: float = 0.0
+    """CPU time of this process during the training work (other jobs inflate it less)."""
+    train_gpu_s: float = 0.0
+    """On a GPU: CUDA-event time of the training steps (0 on CPU)."""
+    warmup_s: float = 0.0
+    """This worker's warm-up before the trial's clocks started (0 when already warm)."""
+    cpu_energy_kwh: float = 0.0
+    gpu_energy_kwh: float = 0.0
+    ram_energy_kwh: float = 0.0
+    """The parts of ``energy_kwh`` (charged by share); where each came from: ``energy_sources``."""
+    energy_sources: dict[str, str] = field(default_factory=dict)
+    """Part (cpu, gpu, ram) -> 'sensor: ...' or 'estimate: ...' (``trainers.emissions``)."""
     emissions_attribution: str = ""
     codecarbon_csv: str = ""
 
@@ -103,7 +120,7 @@ class FinalReport:
 
 def _numeric(cls: type) -> tuple[str, ...]:
     skip = {"epoch", "hardware", "started_ms", "replayed", "emissions_attribution",
-            "codecarbon_csv"}
+            "codecarbon_csv", "energy_sources"}
     return tuple(f.name for f in fields(cls) if f.name not in skip)
 
 

@@ -135,8 +135,11 @@ class Tracker:
 
         end, step = _now_ms(), report.epochs_trained
         metrics = [Metric(k, v, end, step) for k, v in report.metrics().items()]
+        sources: dict[str, str] = {
+            tag: report.energy_sources[part]
+            for part, tag in record.ENERGY_SOURCE_TAGS.items() if part in report.energy_sources}
         tags = _run_tags({**_hardware_tags(report.hardware), Tag.STATE: State.FINISHED,
-                          Tag.EMISSIONS_ATTRIBUTION: report.emissions_attribution})
+                          Tag.EMISSIONS_ATTRIBUTION: report.emissions_attribution, **sources})
         share = [Param("emissions.share", str(report.emissions_share))]
         experiment = self.specs[key].experiment
         self._ended[experiment] = max(end, self._ended.get(experiment, 0))

@@ -7,17 +7,20 @@ Neither this module nor the loop imports ray or mlflow.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from trainers.config import TrainConfig
 from trainers.data import Split, check_dataset, dataset_info, load_dataset
 from trainers.emissions import EmissionsReading, track_emissions
 from trainers.train import EpochResult, Trainer, TrainResult
 
-__all__ = ["RunSummary", "build_trainer", "run_training"]
+__all__ = ["RunSummary", "build_trainer", "nvml_index", "run_training"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,25 @@ def build_trainer(
     return Trainer(config, train, test, dataset_info(config.dataset))
 
 
+def nvml_index(device: torch.device) -> int | None:
+    """The NVML index of a CUDA ``device`` (its processes are counted for the GPU share).
+
+    CUDA numbers the visible devices only; NVML numbers every device of the machine. Under
+    ``CUDA_VISIBLE_DEVICES`` (Ray sets it) CUDA's index i is the i-th listed one; a list of
+    UUIDs cannot be mapped here (None: the trial's static share stands). None off CUDA.
+    """
+    if device.type != "cuda":
+        return None
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
+               if v.strip()]
+    if not visible:
+        return index
+    if index < len(visible) and visible[index].isdigit():
+        return int(visible[index])
+    return None
+
+
 def run_training(
     config: TrainConfig,
     output_dir: Path,
@@ -81,7 +103,8 @@ def run_training(
         trainer.load_state_dict(restore)
         log.info("restored at epoch %d (%d evaluations)", trainer.epoch, trainer.evaluations)
     hook = None if on_epoch is None else (lambda r: on_epoch(r, trainer))
-    with track_emissions(config.emissions, output_dir / "codecarbon") as reading:
+    with track_emissions(config.emissions, output_dir / "codecarbon",
+                         gpu_index=nvml_index(trainer.device)) as reading:
         result = trainer.fit(hook)
     total = reading if emissions_so_far is None else emissions_so_far.add(reading)
     return RunSummary(result=result, emissions=total, history=list(trainer.history))

@@ -99,3 +99,10 @@ def test_missing_reference_or_clock_is_not_comparable() -> None:
     speeds = {"E1": [1.0, 1.0], "E3": [1.0, 1.0]}
     assert "no Benchmark" in runtime_comparability(_trials(speeds, EVALS)).note
     assert not runtime_comparability(pd.DataFrame()).comparable
+
+
+def test_a_spread_caused_by_one_experiment_names_it() -> None:
+    speeds = {"Benchmark": [1.0, 1.0], "E1": [1.0, 1.01], "E3": [3.0, 3.1]}
+    result = runtime_comparability(_trials(speeds, EVALS))
+    assert not result.comparable and result.cv > MAX_CV
+    assert "furthest from the Benchmark: E3 (+205%)" in result.note

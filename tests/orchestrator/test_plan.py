@@ -93,3 +93,25 @@ def test_one_recipe_per_grid_so_e13_stays_e5_whatever_the_recipe() -> None:
     # anneal is part of the recipe; with one value for the whole grid it still coincides
     annealed = Grid.model_validate({**SAME, "custom": [], "training": {"anneal": 0.5}})
     assert [c.names for c in identical_schedules(annealed)] == [("E5", "E13")]
+
+def test_the_plan_runs_trials_interleaved_from_the_grid_order_seed(tmp_path: Path) -> None:
+    grid = {**GRID, "experiments": ["Benchmark", "E1", "E2", "E3", "E4", "E5"], "seeds": 3}
+    plans = {}
+    for order_seed in (0, 0, 5):
+        path = tmp_path / f"grid-{order_seed}.yaml"
+        path.write_text(yaml.safe_dump({**grid, "order_seed": order_seed}))
+        plans.setdefault(order_seed, []).append(make_plan(PlanOptions(
+            grid=str(path), tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+            storage=tmp_path / "store")))
+    (a, again), (other,) = plans[0], plans[5]
+    order = [(t.seed, t.experiment) for t in a.trials]
+    assert order == [(t.seed, t.experiment) for t in again.trials]  # reproducible
+    assert order != [(t.seed, t.experiment) for t in other.trials]  # from the grid's seed
+    assert [seed for seed, _ in order] == sorted(seed for seed, _ in order)  # seed-major
+    blocks = [[e for s, e in order if s == seed] for seed in range(3)]
+    ran = sorted({e for _, e in order})  # identical schedules (at E = 2) run once
+    assert all(sorted(b) == ran for b in blocks) and len(ran) >= 3
+    assert blocks != [[e for e in grid["experiments"] if e in ran]] * 3  # shuffled per seed
+    assert a.grid.order_seed == 0 and other.grid.order_seed == 5  # recorded in the plan
+    write_plan(other)
+    assert read_plan("planned", tmp_path / "store").trials == other.trials

@@ -28,6 +28,7 @@ from orchestrator.aggregate import (
 from orchestrator.report import (
     log_report,
     make_report,
+    markdown,
     render,
     report_rows,
     schedule_summary,
@@ -85,6 +86,9 @@ def _add_trial(client: MlflowClient, exp_id: str, grid: str, experiment: str, se
     # Cumulative per epoch: its last value is the total (the report reads that).
     metrics = [Metric("evaluations", total * step / EPOCHS, now, step)
                for step in range(1, EPOCHS + 1)]
+    if numbers is not None:  # test top-1 per epoch, rising to the best
+        metrics += [Metric("top1", numbers[0] - 0.01 * (EPOCHS - step), now, step)
+                    for step in range(1, EPOCHS + 1)]
     if numbers is not None:
         top1, train_s, energy, emissions = numbers
         final = {"best_top1": top1, "final_top1": top1 - 0.001, "train_s": train_s,
@@ -158,7 +162,7 @@ def test_mean_and_std_equal_numpy(table: pd.DataFrame) -> None:
         expected_std = np.std(top1, ddof=1) if len(top1) > 1 else 0.0
         assert row["top1_std"] == pytest.approx(expected_std)
         assert row["final_top1_mean"] == pytest.approx(np.mean(top1 - 0.001))
-        assert row["runtime_s_mean"] == pytest.approx(np.mean([n[1] for n in NUMBERS[name]]))
+        assert row["train_s_mean"] == pytest.approx(np.mean([n[1] for n in NUMBERS[name]]))
 
 
 def test_ci_p_value_and_effect_size_equal_scipy(table: pd.DataFrame) -> None:
@@ -212,7 +216,7 @@ def test_report_rows_are_json_with_none_for_nan(table: pd.DataFrame) -> None:
     json.dumps(rows, allow_nan=False)
     ramp = rows[ORDER.index("my_ramp")]
     assert ramp["ci95_low"] is None and ramp["p_paired"] is None and ramp["n"] == 1
-    for key in ("experiment", "n", "top1_mean", "top1_std", "evaluations", "runtime_s_mean",
+    for key in ("experiment", "n", "top1_mean", "top1_std", "evaluations", "train_s_mean",
                 "emissions_kg_mean"):
         assert all(key in row for row in rows)
     assert rows[ORDER.index("E3")]["schedule_summary"] == "d=25% e=75%"
@@ -246,8 +250,10 @@ def test_write_outputs_writes_every_file(trials: pd.DataFrame, table: pd.DataFra
 
 
 def test_report_logs_to_one_grid_run(store: Store, tmp_path: Path) -> None:
-    table, rows, warning = make_report(store.uri, GRID, tmp_path / "a")
-    assert list(table["experiment"]) == ORDER and len(rows) == len(ORDER) and warning is None
+    report = make_report(store.uri, GRID, tmp_path / "a")
+    assert list(report.table["experiment"]) == ORDER and len(report.rows) == len(ORDER)
+    assert report.warning is None
+    assert {"accuracy_per_epoch.png", "report.md"} <= {p.name for p in report.paths}
     log_report(store.uri, GRID, [tmp_path / "a" / "report.md"])  # replaces the first
     client = MlflowClient(tracking_uri=store.uri)
     experiment = client.get_experiment_by_name(GRID)
@@ -264,8 +270,8 @@ def test_report_logs_to_one_grid_run(store: Store, tmp_path: Path) -> None:
 
 
 def test_report_margin_reaches_the_equivalence_test(store: Store) -> None:
-    narrow = {r["experiment"]: r for r in make_report(store.uri, GRID, None, margin=0.01)[1]}
-    wide = {r["experiment"]: r for r in make_report(store.uri, GRID, None, margin=5.0)[1]}
+    narrow = {r["experiment"]: r for r in make_report(store.uri, GRID, None, margin=0.01).rows}
+    wide = {r["experiment"]: r for r in make_report(store.uri, GRID, None, margin=5.0).rows}
     assert narrow["E1"]["margin"] == 0.01 and wide["E1"]["margin"] == 5.0
     assert narrow["E1"]["equivalent"] is False and wide["E1"]["equivalent"] is True
     assert narrow["E10"]["equivalent"] is None and narrow["E10"]["can_claim"] is False
@@ -324,8 +330,9 @@ def test_an_alias_row_copies_its_representative_and_says_so(store: Store,
                                 "experiments": ["Benchmark", "E1", "E3", "E10", "E13"]})
     plan = Plan(name=GRID, grid=grid, tracking_uri=store.uri, storage=tmp_path, trials=[],
                 identical=[Coincidence("E3", ("E13",), EPOCHS)])
-    plain, plain_rows, _ = make_report(store.uri, GRID, None)
-    table, rows, _ = make_report(store.uri, GRID, None, plan=plan)
+    plain_rows = make_report(store.uri, GRID, None).rows
+    report = make_report(store.uri, GRID, None, plan=plan)
+    table, rows = report.table, report.rows
     by_name = {r["experiment"]: r for r in rows}
     assert list(by_name) == [*ORDER[:4], "E13", "my_ramp"]
     e13, e3 = by_name["E13"], by_name["E3"]
@@ -333,7 +340,7 @@ def test_an_alias_row_copies_its_representative_and_says_so(store: Store,
     assert e3["same_as"] is None and all(r["same_as"] is None for r in plain_rows)
     assert e13["schedule_summary"] == "n=2" and e13["source"] == "ours"
     assert e3["source"] == "paper" and by_name["E10"]["source"] == "ours"
-    for column in ("top1_mean", "top1_std", "p_holm", "evaluations", "runtime_s_mean"):
+    for column in ("top1_mean", "top1_std", "p_holm", "evaluations", "train_s_mean"):
         assert e13[column] == e3[column]
     # The copy is no second test: E3's Holm-adjusted p is the one without the alias.
     assert e3["p_holm"] == {r["experiment"]: r for r in plain_rows}["E3"]["p_holm"]
@@ -344,3 +351,68 @@ def test_an_alias_row_copies_its_representative_and_says_so(store: Store,
     assert "s=25% (ours)" in text and "n=2 (ours)" in text and "d=25% e=75% (ours)" not in text
     paths = write_outputs(trial_table(store.uri, GRID), table, tmp_path / "out")
     assert "E13 = E3" in (tmp_path / "out" / "report.md").read_text() and paths
+
+
+def test_json_report_says_whether_runtimes_compare(store: Store) -> None:
+    report = make_report(store.uri, GRID, None, margin=0.2).as_json()
+    json.dumps(report, allow_nan=False)
+    assert {"runtime_comparable", "runtime_note", "runtime_cpu_note", "margin", "claim_note",
+            "experiments"} <= set(report)
+    assert report["margin"] == 0.2 and report["claim_note"]
+    # E10 trains 14% slower per image than the Benchmark, beyond the seeds' noise
+    assert report["runtime_comparable"] is False and "E10" in report["runtime_note"]
+    # these runs have no CPU time
+    assert "train_cpu_s recorded: nothing to compare" in report["runtime_cpu_note"]
+    rows = {r["experiment"]: r for r in report["experiments"]}
+    e3 = rows["E3"]
+    assert e3["train_s_mean"] == pytest.approx(45.0)
+    assert e3["runtime_ratio"] == pytest.approx(45.0 / 100.0)
+    assert e3["evaluation_ratio"] == pytest.approx(0.4375)
+    assert e3["emissions_paper_change_pct"] == pytest.approx(e3["runtime_change_pct"])
+    for key in ("p_paired", "p_holm", "tost_p", "equivalent", "ci95_low", "ci95_high", "n",
+                "cpu_ratio"):
+        assert key in e3
+
+
+def test_text_report_marks_incomparable_changes(store: Store) -> None:
+    report = make_report(store.uri, GRID, None)
+    console = Console(file=io.StringIO(), width=300, record=True)
+    render(report.table, console, report.notes)
+    printed = console.export_text()
+    lines = printed.splitlines()
+    assert lines[0].startswith("runtimes: ") and "E10" in lines[0]  # the one line above
+    e3 = next(line for line in lines if line.split("│")[1:2] == [" E3         "] or
+              line.lstrip("│ ").startswith("E3 "))
+    assert e3.count("†") == 3  # runtime, energy and CO2 changes marked
+    assert "paper -55.0%" in e3  # the paper-style CO2 change is the runtime change
+    assert any(line.lstrip().startswith("† runtimes do not compare") for line in lines)
+    assert "energy: where its parts came from was not recorded" in printed
+    text = markdown(report.table, report.notes)
+    assert text.startswith(lines[0] + "\n") and "† runtimes do not compare" in text
+
+
+def test_energy_header_says_which_parts_were_estimated() -> None:
+    from orchestrator.report import energy_sources
+
+    trials = pd.DataFrame({
+        "energy_source_cpu": ["estimate: constant"] * 2,
+        "energy_source_gpu": ["none"] * 2,
+        "energy_source_ram": ["estimate: codecarbon RAM power model"] * 2,
+        "energy_kwh": [1.0, 1.0], "cpu_energy_kwh": [0.3, 0.3], "gpu_energy_kwh": [0.0, 0.0],
+        "ram_energy_kwh": [0.7, 0.7]})
+    header, note = energy_sources(trials)
+    assert header == "Energy Wh (est.)"
+    assert "measured by a sensor: none" in note and "100% of the energy" in note
+    trials["energy_source_gpu"] = "sensor: NVML (whole device)"
+    trials["gpu_energy_kwh"] = 2.0
+    trials["energy_kwh"] = 3.0
+    header, note = energy_sources(trials)
+    assert header == "Energy Wh (part est.)"
+    assert "GPU (sensor: NVML (whole device))" in note and "33% of the energy" in note
+
+
+def test_cli_margin_default_is_the_aggregate_default() -> None:
+    from orchestrator.aggregate import DEFAULT_MARGIN
+    from orchestrator.commands import DEFAULT_MARGIN as CLI_MARGIN
+
+    assert CLI_MARGIN == DEFAULT_MARGIN

@@ -26,8 +26,11 @@ EPOCH = EpochReport(epoch=3, fraction=0.5, samples=10, evaluations=30, scoring_e
 FINAL = FinalReport(best_top1=0.9, best_epoch=2, final_top1=0.8, epochs_trained=3,
                     train_s=1.0, trial_s=2.0, tracked_s=1.5, energy_kwh=1e-6,
                     emissions_kg=1e-7, emissions_estimate_kg=2e-7, emissions_measured=1.0,
-                    emissions_share=0.5, hardware=HW, emissions_attribution="share",
-                    codecarbon_csv="a,b\n")
+                    emissions_share=0.5, hardware=HW, eval_s=0.2, select_s=0.01,
+                    train_cpu_s=0.9, warmup_s=3.0, cpu_energy_kwh=4e-7, ram_energy_kwh=6e-7,
+                    energy_sources={"cpu": "estimate: constant", "gpu": "none",
+                                    "ram": "estimate: codecarbon RAM power model"},
+                    emissions_attribution="share", codecarbon_csv="a,b\n")
 
 
 @pytest.mark.parametrize("report", [EPOCH, dataclasses.replace(EPOCH, hardware=None), FINAL])
@@ -39,6 +42,10 @@ def test_a_report_survives_the_round_trip(report: EpochReport | FinalReport) -> 
 
 def test_every_final_number_is_a_metric_and_no_name_is_both() -> None:
     assert {"tracked_s", "epochs_trained", "trial_s"} <= set(FINAL.metrics())
+    clocks = {"train_s", "eval_s", "select_s", "train_cpu_s", "train_gpu_s", "warmup_s"}
+    parts = {"cpu_energy_kwh", "gpu_energy_kwh", "ram_energy_kwh"}
+    assert clocks | parts <= set(FINAL.metrics())
+    assert "energy_sources" not in FINAL.metrics()  # tags, not metrics
     assert set(FINAL.metrics()) == set(FINAL_METRICS)
     assert set(EPOCH.metrics()) == set(EPOCH_METRICS)
     assert not set(EPOCH_METRICS) & set(FINAL_METRICS)

@@ -99,8 +99,21 @@ def test_one_run_per_trial_with_tags_and_history(submitted: dict,
         assert max(m.value for m in history) == metrics["evaluations"]
         assert metrics["emissions_kg"] > 0 and metrics["energy_kwh"] > 0
         assert metrics["emissions_estimate_kg"] > 0
+        # the clocks apart: training work, test passes, selection; warm-up outside them
+        for name in ("train_s", "eval_s", "select_s", "train_cpu_s", "warmup_s"):
+            assert metrics[name] >= 0, name
+        assert metrics["train_s"] + metrics["eval_s"] < metrics["trial_s"]
+        assert metrics["train_gpu_s"] == 0.0  # on CPU
+        parts = sum(metrics[f"{p}_energy_kwh"] for p in ("cpu", "gpu", "ram"))
+        assert parts == pytest.approx(metrics["energy_kwh"], rel=1e-6)
+        assert tags["lessdata.energy_source.ram"].startswith("estimate")
+        assert tags["lessdata.energy_source.cpu"].split(":")[0] in ("sensor", "estimate")
+        assert tags["lessdata.energy_source.gpu"] == "none"
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert "epochs.csv" in artifacts and "codecarbon" in artifacts
+    # Each worker process warms up before its first trial only (Tune reuses it after).
+    warmups = [r.data.metrics["warmup_s"] for r in runs]
+    assert any(w > 0 for w in warmups) and any(w == 0 for w in warmups), warmups
 
 
 def test_parent_runs_hold_mean_and_std_of_children(submitted: dict,
@@ -141,8 +154,20 @@ def test_report_json_agrees_with_mlflow(submitted: dict, mlflow_server: MlflowSe
     out = run_cli("report", "e2e", "--tracking-uri", mlflow_server.uri, "--json",
                   cwd=submitted["work"])
     assert out.returncode == 0, out.stderr
-    rows = {r["experiment"]: r for r in json.loads(out.stdout)}
+    report = json.loads(out.stdout)
+    assert isinstance(report["runtime_comparable"], bool) and report["runtime_note"]
+    assert report["runtime_cpu_note"] and report["margin"] == 0.1
+    rows = {r["experiment"]: r for r in report["experiments"]}
     assert list(rows) == ["Benchmark", "E3", "half-first"]
+    e3 = rows["E3"]
+    from trainers.experiments import EXPERIMENTS
+
+    full = evaluations(EXPERIMENTS["Benchmark"], TRAIN, EPOCHS)
+    assert e3["evaluation_ratio"] == pytest.approx(evaluations(EXPERIMENTS["E3"], TRAIN,
+                                                               EPOCHS) / full)
+    assert e3["runtime_ratio"] > 0 and e3["cpu_ratio"] > 0 and e3["train_s_mean"] > 0
+    for key in ("p_paired", "p_holm", "tost_p", "equivalent", "ci95_low", "ci95_high", "n"):
+        assert key in e3
     client = MlflowClient(mlflow_server.uri)
     for run_exp, row in rows.items():
         runs = [r for r in _trial_runs(client, "e2e")
