@@ -14,7 +14,6 @@ runtime, so its change is the runtime change.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,22 +26,21 @@ from orchestrator import provenance, record
 from orchestrator.aggregate import (
     DEFAULT_MARGIN,
     claim_note,
-    experiment_order,
     experiment_table,
     hardware_warning,
     trial_table,
 )
-from orchestrator.comparability import Comparability, runtime_comparability
+from orchestrator.aliases import with_aliases
 from orchestrator.record import Kind, Tag
+from orchestrator.report_notes import DAGGER, Notes, energy_sources, runtime_notes
+from orchestrator.schedule_text import schedule_summary
 from trainers.errors import TrackingError
 from trainers.experiments import SOURCE_LEGEND
 
 if TYPE_CHECKING:
-    from pydantic import TypeAdapter
     from rich.console import Console
 
     from orchestrator.plan import Plan
-    from trainers.schedule import Schedule
 
 __all__ = ["Notes", "Report", "energy_sources", "epoch_table", "log_report", "make_report",
            "render", "report_rows", "runtime_notes", "schedule_summary", "with_aliases",
@@ -54,72 +52,6 @@ NOTE = ("top-1: best epoch, mean ± sample std over seeds; Δ: percentage points
         "changes: vs Benchmark's mean")
 TWIN_NOTE = ("; vs uniform / vs short: Δ top-1 (pp) and paired p of X vs its budget-matched "
              "twins X-uniform (constant fraction) and X-short (all data, fewer epochs)")
-DAGGER = "†"
-PARTS = ("cpu", "gpu", "ram")
-
-
-@dataclass(frozen=True)
-class Notes:
-    """What the report says about its runtime and energy columns."""
-
-    runtime: Comparability
-    """On the training time (``train_s``): decides the daggers."""
-    runtime_cpu: Comparability
-    """The same test on the process's CPU time (``train_cpu_s``)."""
-    energy: str = ""
-    """Which parts of the energy a sensor measured and which were estimated."""
-    energy_header: str = "Energy Wh"
-
-    def header_line(self) -> str:
-        """The one line above the table."""
-        return f"runtimes: {self.runtime.note}"
-
-    def footnotes(self) -> list[str]:
-        out = []
-        if not self.runtime.comparable:
-            out.append(f"{DAGGER} runtimes do not compare, so neither do energy and CO2: "
-                       f"{self.runtime.note} (on CPU time: {self.runtime_cpu.note})")
-        if self.energy:
-            out.append(self.energy)
-        return out
-
-
-def energy_sources(trials: pd.DataFrame) -> tuple[str, str]:
-    """(the energy column's header, a note saying what each part of the energy rests on).
-
-    From the trials' source tags: a part is *measured* when every trial's source for it is
-    a sensor, *estimated* otherwise. The note gives the estimated parts' share of the
-    energy, so a reader sees how much of the figure is a model and not a reading.
-    """
-    columns = [f"energy_source_{p}" for p in PARTS]
-    if trials.empty or not all(c in trials for c in columns) or trials[columns].isna().all(
-            axis=None):
-        return "Energy Wh", "energy: where its parts came from was not recorded"
-    measured: list[str] = []
-    estimated: list[str] = []
-    for part in PARTS:
-        sources = sorted(set(trials[f"energy_source_{part}"].dropna().astype(str)) - {"none"})
-        if not sources:
-            continue
-        label = f"{part.upper()} ({', '.join(sources)})"
-        (measured if all(v.startswith("sensor") for v in sources) else estimated).append(label)
-    parts = [f"measured by a sensor: {'; '.join(measured) or 'none'}"]
-    if estimated:
-        total = trials["energy_kwh"].sum()
-        est = sum(trials[f"{p}_energy_kwh"].fillna(0.0).sum() for p in PARTS
-                  if any(label.startswith(p.upper()) for label in estimated))
-        share = f", {100 * est / total:.0f}% of the energy" if total > 0 else ""
-        parts.append(f"estimated: {'; '.join(estimated)}{share}")
-    header = ("Energy Wh (est.)" if estimated and not measured
-              else "Energy Wh (part est.)" if estimated else "Energy Wh")
-    return header, "energy: " + "; ".join(parts)
-
-
-def runtime_notes(trials: pd.DataFrame) -> Notes:
-    """Whether the grid's runtimes compare (wall and CPU time), and what the energy rests on."""
-    header, energy = energy_sources(trials)
-    return Notes(runtime_comparability(trials, "train_s"),
-                 runtime_comparability(trials, "train_cpu_s"), energy, header)
 
 
 # -- rows and cells ------------------------------------------------------------------------
@@ -141,38 +73,6 @@ def _plain(value: Any) -> Any:
     if value is None or value is pd.NA or (isinstance(value, float) and not math.isfinite(value)):
         return None
     return value
-
-
-@functools.cache
-def _adapter() -> TypeAdapter[Schedule]:
-    from pydantic import TypeAdapter
-
-    from trainers.schedule import Schedule
-
-    return TypeAdapter(Schedule)
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:g}%"
-
-
-def schedule_summary(schedule_json: str) -> str:
-    """'d=25% e=75%', 's=50%', 'n=9', 'full data', or piecewise 'from 0%: 25%, from 50%: 100%'."""
-    from pydantic import ValidationError
-
-    try:
-        s = _adapter().validate_json(schedule_json)
-    except (ValidationError, ValueError, TypeError):
-        return str(schedule_json)
-    if s.method == "data_step":
-        return f"d={_pct(s.d)} e={_pct(s.e)}"
-    if s.method == "data_increment":
-        return f"s={_pct(s.s)}"
-    if s.method == "data_cut":
-        return f"n={s.n}"
-    if s.method == "piecewise":
-        return ", ".join(f"from {_pct(b.at)}: {_pct(b.fraction)}" for b in s.breakpoints)
-    return "full data"
 
 
 def _finite(value: Any) -> bool:
@@ -219,31 +119,6 @@ def _caption(table: pd.DataFrame, twins: bool, notes: Notes | None = None) -> st
     lines += [n for n in extra if n]
     lines += notes.footnotes() if notes is not None else []
     return "\n".join(lines)
-
-
-def with_aliases(table: pd.DataFrame, plan: Plan | None) -> pd.DataFrame:
-    """The table with a row per alias of the plan (``Plan.identical``): the representative's
-    numbers under the alias's name, schedule and source, with ``same_as`` and ``note`` set.
-
-    Aliases are added after the statistics: a copy is not a second test (Holm) nor a
-    second point to plot. Without a plan the two columns are empty.
-    """
-    table = table.assign(same_as=None, note=None)
-    if plan is None or table.empty:
-        return table
-    plans = plan.grid.plans()
-    rows = table.to_dict("records")
-    by_name = {row["experiment"]: row for row in rows}
-    for alias, group in plan.aliases().items():
-        if group.representative not in by_name:
-            continue  # nothing of it finished yet
-        own = plans[alias]
-        note = next(n for n in group.notes() if n.startswith(f"{alias}:"))
-        rows.append({**by_name[group.representative], "experiment": alias,
-                     "schedule": own.schedule.model_dump_json(), "method": own.schedule.method,
-                     "source": own.source, "same_as": group.representative, "note": note})
-    rows.sort(key=lambda row: experiment_order(str(row["experiment"])))
-    return pd.DataFrame(rows, columns=table.columns).astype(table.dtypes.to_dict())
 
 
 def _changes(row: dict[str, Any], notes: Notes | None) -> tuple[str, str, str]:
