@@ -4,7 +4,7 @@
 code  meaning
 ====  =====================================================================
 0     done: every trial finished (or nothing was left to do)
-1     trials failed or stayed unfinished (``lessdata resume NAME`` finishes them)
+1     trials failed, or tracking writes were lost (``lessdata resume NAME``)
 2     the input was wrong: flags, the grid file, a value (nothing was started)
 3     the environment was wrong: tracking server, cluster, data files, device,
       storage, or another driver running the grid (nothing was started)
@@ -43,9 +43,10 @@ ENVIRONMENT = 3
 INTERRUPTED = 130
 TERMINATED = 143
 
-EPILOG = ("exit codes: 0 done; 1 trials failed or unfinished; 2 wrong input (flags, grid, "
-          "values); 3 wrong environment (tracking server, cluster, data, device, storage, "
-          "another driver); 130 interrupted; 143 terminated (SIGTERM)")
+EPILOG = ("exit codes: 0 done; 1 trials failed; 2 wrong input (flags, grid, values); "
+          "3 wrong environment (tracking server, cluster, data, device, storage, another "
+          "driver); 130 interrupted (Ctrl-C), 143 terminated (SIGTERM): `lessdata resume "
+          "NAME` finishes the unfinished trials")
 
 
 def code_for(exc: LessdataError) -> int:

@@ -17,13 +17,14 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from orchestrator.grid import Grid, TrialSpec, load_grid, slug
-from orchestrator.preflight import check_tracking
+from orchestrator.overrides import select_experiments
+from orchestrator.preflight import check_grid_device, check_tracking
 from orchestrator.record import default_tracking_uri
 from trainers.data import check_dataset
 from trainers.errors import ConfigError
 
 __all__ = ["Plan", "PlanOptions", "default_storage", "make_plan", "plan_path", "read_plan",
-           "tracking_uri_of", "write_plan"]
+           "resolve_plan", "tracking_uri_of", "write_plan"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,12 @@ class PlanOptions:
     name: str | None = None
     storage: Path | None = None
     system_metrics: bool = False
+    sets: tuple[str, ...] = ()
+    """``--set KEY=VALUE`` items, applied to the grid file in order."""
+    only: tuple[str, ...] = ()
+    """``--only``: the experiments kept (empty: all)."""
+    benchmark: bool = True
+    """False for ``--no-benchmark``."""
 
 
 class Plan(BaseModel):
@@ -53,6 +60,11 @@ class Plan(BaseModel):
     storage: Path
     address: str | None = None
     system_metrics: bool = False
+    sets: list[str] = []
+    """The ``--set`` items the grid was submitted with (already in ``grid``)."""
+    only: list[str] = []
+    """The ``--only`` experiments (already applied to ``grid``; empty: all)."""
+    benchmark: bool = True
     trials: list[TrialSpec]
 
 
@@ -62,12 +74,25 @@ def default_storage() -> Path:
 
 def make_plan(options: PlanOptions) -> Plan:
     """Validate the grid, its data and the tracking server; nothing is started."""
+    plan = resolve_plan(options)
+    check_dataset(plan.grid.dataset, plan.grid.placement.data_dir)
+    check_tracking(plan.tracking_uri)
+    return plan
+
+
+def resolve_plan(options: PlanOptions) -> Plan:
+    """The plan of ``options``, validated as a grid; neither data nor server is touched."""
     if options.seeds is not None and options.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {options.seeds}")
     if options.epochs is not None and options.epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {options.epochs}")
-    grid = load_grid(options.grid, dataset=options.dataset, seeds=options.seeds,
-                     epochs=options.epochs, data_dir=options.data_dir)
+    grid = load_grid(options.grid, sets=options.sets, dataset=options.dataset,
+                     seeds=options.seeds, epochs=options.epochs, data_dir=options.data_dir)
+    if options.only or not options.benchmark:
+        declared = grid.experiments + [c.name for c in grid.custom]
+        only = options.only or tuple(n for n in declared if n != "Benchmark")
+        grid = select_experiments(grid, only, options.benchmark)
+    check_grid_device(grid.placement.device, grid.resources.gpu)
     data_dir = grid.placement.data_dir
     if data_dir is not None and not data_dir.is_absolute():
         # Trials run in Ray's worker folders: a relative path means the driver's folder.
@@ -76,9 +101,7 @@ def make_plan(options: PlanOptions) -> Plan:
     name = options.name or grid.name
     if options.dataset and not options.name and options.dataset != _file_dataset(options.grid):
         name = f"{grid.name}-{options.dataset}"
-    check_dataset(grid.dataset, grid.placement.data_dir)
     uri = options.tracking_uri or default_tracking_uri()
-    check_tracking(uri)
     storage = (options.storage or default_storage()).resolve()
     trials = [
         t.model_copy(update={"checkpoint_dir": str(storage / "checkpoints" / slug(t.key)),
@@ -87,7 +110,8 @@ def make_plan(options: PlanOptions) -> Plan:
     ]
     return Plan(name=name, grid=grid, tracking_uri=uri, storage=storage,
                 address=options.address, system_metrics=options.system_metrics,
-                trials=trials)
+                sets=list(options.sets), only=list(options.only),
+                benchmark=options.benchmark, trials=trials)
 
 
 def _file_dataset(ref: str) -> str | None:

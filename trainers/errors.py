@@ -11,6 +11,7 @@ __all__ = [
     "ClusterError",
     "ConfigError",
     "DataError",
+    "DeviceError",
     "LessdataError",
     "TrackingError",
 ]
@@ -38,3 +39,7 @@ class ClusterError(LessdataError):
 
 class BusyError(LessdataError):
     """Another live driver is running the same grid (its lease has not expired)."""
+
+
+class DeviceError(LessdataError):
+    """The device asked for is not on this machine (``cuda`` without a GPU)."""
