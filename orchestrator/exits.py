@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -33,6 +34,7 @@ __all__ = [
     "TRIALS_FAILED",
     "USAGE",
     "code_for",
+    "reclaim_sigterm",
     "sigterm_as_interrupt",
 ]
 
@@ -76,8 +78,26 @@ def sigterm_as_interrupt() -> Iterator[Terminated]:
         # Tune's own SIGINT handler (when installed) stops the experiment cleanly.
         os.kill(os.getpid(), signal.SIGINT)
 
+    global _handler
     previous = signal.signal(signal.SIGTERM, handler)
+    _handler = handler
     try:
         yield state
     finally:
+        _handler = None
         signal.signal(signal.SIGTERM, previous)
+
+
+_handler: Callable[[int, FrameType | None], None] | None = None
+"""The SIGTERM handler of the innermost ``sigterm_as_interrupt`` (None outside one)."""
+
+
+def reclaim_sigterm() -> None:
+    """Put ``sigterm_as_interrupt``'s handler back after a library replaced it.
+
+    ``ray.init`` sets its own SIGTERM handlers (a Python one that exits, and its core
+    worker's C-level crash reporter that aborts): called after it, SIGTERM again stops
+    Tune as Ctrl-C does. A no-op outside ``sigterm_as_interrupt`` or off the main thread.
+    """
+    if _handler is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _handler)

@@ -95,6 +95,9 @@ def connect_ray(address: str | None, num_cpus: int | None = None) -> None:
             ) from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterError(f"cannot connect to Ray at {address or 'local'}: {first}") from None
+    from orchestrator.exits import reclaim_sigterm
+
+    reclaim_sigterm()  # ray.init took SIGTERM over: the CLI stops Tune on it, as on Ctrl-C
 
 
 def _refused_token(exc: BaseException) -> bool:
