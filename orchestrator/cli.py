@@ -121,6 +121,25 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_cmd_train)
 
 
+def _add_download(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("download", help="fetch a data set's official files (md5-checked)",
+                       description="Fetch a data set's official files with torchvision's "
+                       "downloaders (smallNORB: from the NYU page), check them, and print "
+                       "the folder to pass as --data-dir. Files already there are kept.")
+    p.add_argument("dataset", choices=DATASETS, help="the data set")
+    p.add_argument("--data-dir", type=Path, help="where to put it (default: "
+                   "$LESSDATA_DATA_DIR or ~/.cache/lessdata)")
+    p.set_defaults(run=_cmd_download)
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from trainers.data import download_dataset
+
+    root = download_dataset(args.dataset, args.data_dir)
+    print(f"{args.dataset}: ready in {root} (pass --data-dir {root})")
+    return exits.DONE
+
+
 def build_parser() -> argparse.ArgumentParser:
     epilog = textwrap.fill(exits.EPILOG, 88, subsequent_indent="  ")
     parser = _Parser(prog="lessdata", description=DESCRIPTION, epilog=epilog)
@@ -131,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 title="commands")
     _add_schedules(sub)
     _add_train(sub)
+    _add_download(sub)
     from orchestrator.commands import add_commands  # submit, resume, status, report, demo
 
     add_commands(sub)

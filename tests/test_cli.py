@@ -11,7 +11,7 @@ import pytest
 
 from orchestrator.cli import build_parser
 from orchestrator.plan import Plan, PlanOptions, resolve_plan
-from tests.conftest import run_cli
+from tests.conftest import free_port, run_cli
 
 COMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
 
@@ -138,3 +138,28 @@ def test_bad_overrides_are_one_line_exit_2(tmp_path: Path, flags: list[str],
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_download_offline_is_one_line_exit_3(tmp_path: Path) -> None:
+    # A proxy nobody listens on: no network, the same on every machine.
+    dead = f"http://127.0.0.1:{free_port()}"
+    out = run_cli("download", "mnist", "--data-dir", str(tmp_path / "data"), cwd=tmp_path,
+                  env={"http_proxy": dead, "https_proxy": dead, "HTTP_PROXY": dead,
+                       "HTTPS_PROXY": dead, "no_proxy": "", "NO_PROXY": ""}, timeout=300)
+    assert out.returncode == 3, out.stderr[-2000:]
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot download mnist" in lines[0] and "no network?" in lines[0]
+
+
+def test_download_of_files_already_there_fetches_nothing(tmp_path: Path,
+                                                         mnist_root: Path) -> None:
+    out = run_cli("download", "mnist", "--data-dir", str(mnist_root), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout == f"mnist: ready in {mnist_root} (pass --data-dir {mnist_root})\n"
+
+
+def test_missing_data_names_the_download_command(tmp_path: Path) -> None:
+    out = run_cli("train", "--dataset", "kmnist", "--data-dir", str(tmp_path), cwd=tmp_path)
+    assert out.returncode == 3
+    assert out.stderr.strip().endswith(
+        f"fetch it with: lessdata download kmnist --data-dir {tmp_path}"), out.stderr

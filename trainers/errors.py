@@ -13,6 +13,7 @@ __all__ = [
     "DataError",
     "DeviceError",
     "LessdataError",
+    "MissingDataError",
     "TrackingError",
 ]
 
@@ -43,3 +44,7 @@ class BusyError(LessdataError):
 
 class DeviceError(LessdataError):
     """The device asked for is not on this machine (``cuda`` without a GPU)."""
+
+
+class MissingDataError(DataError):
+    """A dataset file is not there at all (``lessdata download`` fetches it)."""
