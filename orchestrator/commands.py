@@ -204,8 +204,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if not grids:
         print("no grids submitted to this storage (give the one used: --storage)")
     for g in grids:
-        print(f"{g['name']:<32} {g['submitted']:<20} done={g['finished']} "
-              f"failed={g['failed']} total={g['trials']}  {g['tracking_uri']}")
+        done, failed = ("?" if n is None else n for n in (g["finished"], g["failed"]))
+        print(f"{g['name']:<32} {g['submitted']:<17} done={done} failed={failed} "
+              f"total={g['trials']}  {g['tracking_uri']}")
     return exits.DONE
 
 

@@ -3,7 +3,6 @@ the README's "Using it" commands run as written (on the embedded data set, local
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from pathlib import Path
@@ -75,20 +74,3 @@ def test_results_mnist_commands_carry_no_machine_paths() -> None:
     for name in ("results-mnist.md", "results-mnist.yaml"):
         text = (REPO / "docs" / name).read_text()
         assert "/work/" not in text and "/home/" not in text, name
-
-
-def test_grid_status_json_is_in_report_order(tmp_path: Path) -> None:
-    """status orders as the report does: Benchmark, E1, E2, ..., E10, E20 (a plan without
-    runs: every trial pending)."""
-    from orchestrator.plan import PlanOptions, resolve_plan, write_plan
-
-    plan = resolve_plan(PlanOptions(grid="demo", storage=tmp_path / "store",
-                                    tracking_uri=f"sqlite:///{tmp_path}/m.db"))
-    write_plan(plan)
-    (tmp_path / "m.db").touch()
-    out = run_cli("status", "demo", "--storage", str(tmp_path / "store"), "--json",
-                  cwd=tmp_path)
-    assert out.returncode == 0, out.stderr[-2000:]
-    order = [t["experiment"] for t in json.loads(out.stdout)["trials"]][::2]
-    assert order == ["Benchmark", "E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8", "E9", "E10",
-                     "E20"], order
