@@ -1,7 +1,8 @@
 """The one exception root of lessdata, and its kinds.
 
 Every error a user can cause (bad config, missing data, unreachable server) is a
-``LessdataError``; the CLI turns it into one line on stderr and exit code 2.
+``LessdataError``; the CLI turns it into one line on stderr and an exit code: 2 for a
+``ConfigError`` (the input), 3 for the others (the environment; ``orchestrator.exits``).
 """
 
 from __future__ import annotations
