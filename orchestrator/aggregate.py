@@ -45,6 +45,7 @@ from orchestrator.statistics import (
     wilcoxon_p,
 )
 from trainers.errors import ConfigError, TrackingError
+from trainers.experiments import source_of
 
 __all__ = [
     "DEFAULT_MARGIN",
@@ -62,7 +63,7 @@ BENCHMARK = "Benchmark"
 TAG_COLUMNS = {  # trial column -> MLflow tag
     "experiment": Tag.EXPERIMENT, "method": Tag.METHOD, "schedule": Tag.SCHEDULE,
     "seed": Tag.SEED, "dataset": Tag.DATASET, "selection": Tag.SELECTION,
-    "hardware": Tag.HARDWARE, "node": Tag.NODE,
+    "hardware": Tag.HARDWARE, "node": Tag.NODE, "source": Tag.SOURCE,
 }  # fmt: skip
 METRIC_COLUMNS = {  # trial column -> MLflow metric (a series' last value is its total)
     "best_top1": "best_top1",
@@ -78,7 +79,7 @@ METRIC_COLUMNS = {  # trial column -> MLflow metric (a series' last value is its
 }
 TRIAL_COLUMNS = (*TAG_COLUMNS, "run_id", "epochs", "train_size", *METRIC_COLUMNS)
 EXPERIMENT_COLUMNS = (
-    "experiment", "method", "schedule", "dataset", "epochs", "n",
+    "experiment", "method", "schedule", "source", "dataset", "epochs", "n",
     "evaluations", "scoring_evaluations", "evaluations_pct",
     "top1_mean", "top1_std", "ci95_low", "ci95_high", "top1_delta",
     "n_paired", "can_claim", "p_paired", "p_wilcoxon", "p_holm", "effect_size",
@@ -177,7 +178,7 @@ def experiment_table(trials: pd.DataFrame, margin: float = DEFAULT_MARGIN) -> pd
     for row in rows:
         _compare_twins(row, groups)
     table = pd.DataFrame(rows, columns=list(EXPERIMENT_COLUMNS))
-    text = ["experiment", "method", "schedule", "dataset", "epochs", "n", "n_paired",
+    text = ["experiment", "method", "schedule", "source", "dataset", "epochs", "n", "n_paired",
             "can_claim", "equivalent"]
     return table.astype({"n_paired": int, "can_claim": bool, "equivalent": "boolean",
                          **{c: float for c in EXPERIMENT_COLUMNS if c not in text}})
@@ -193,6 +194,7 @@ def _summarise(name: str, group: pd.DataFrame) -> dict[str, Any]:
         experiment=name,
         method=group["method"].iloc[0],
         schedule=group["schedule"].iloc[0],
+        source=_source(name, group),
         dataset=", ".join(sorted(group["dataset"].dropna().astype(str).unique())),
         epochs=int(epochs.max()) if len(epochs) else None,
         n=n,
@@ -212,6 +214,12 @@ def _summarise(name: str, group: pd.DataFrame) -> dict[str, Any]:
     for column, (source, _) in _MEANS.items():
         row[column] = float(group[source].mean())
     return row
+
+
+def _source(name: str, group: pd.DataFrame) -> str:
+    """The runs' ``lessdata.source``; for runs from before the tag, the name's."""
+    tagged = group["source"].dropna() if "source" in group else pd.Series(dtype=object)
+    return str(tagged.iloc[0]) if len(tagged) else source_of(name)
 
 
 def _paired(group: pd.DataFrame, other: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -109,6 +109,8 @@ def _summary(result: Any, as_json: bool) -> int:
         print(f"grid {result.name}: {len(result.finished)} finished, {len(result.failed)} "
               f"failed, {len(result.skipped)} already finished before (skipped), "
               f"{result.trials} trials in all")
+        if result.identical:
+            print(f"  {result.identical}")
         for key in result.failed:
             print(f"  failed: {key}")
         for key in result.unfinished:
@@ -191,7 +193,8 @@ def _print_status(name: str, status: dict[str, Any]) -> None:
     print(f"grid {name}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
     for trial in status["trials"]:
         epoch = f"epoch {trial['epoch']}/{trial['epochs']}" if trial["epochs"] else ""
-        print(f"  {trial['state']:<9} {trial['key']:<40} {epoch}", flush=True)
+        same_as = f"  (same schedule: {trial['same_as']})" if trial.get("same_as") else ""
+        print(f"  {trial['state']:<9} {trial['key']:<40} {epoch}{same_as}", flush=True)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -213,13 +216,15 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from orchestrator.plan import tracking_uri_of
+    from orchestrator.plan import plan_path, read_plan, tracking_uri_of
     from orchestrator.preflight import require_store
     from orchestrator.report import make_report, render
 
     uri = tracking_uri_of(args.name, args.storage, args.tracking_uri)
     require_store(uri)
-    table, rows, warning = make_report(uri, args.name, args.out)
+    plan = (read_plan(args.name, args.storage) if plan_path(args.name, args.storage).exists()
+            else None)
+    table, rows, warning = make_report(uri, args.name, args.out, plan=plan)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

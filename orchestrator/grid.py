@@ -16,7 +16,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.baselines import (
@@ -27,6 +26,7 @@ from orchestrator.baselines import (
 )
 from orchestrator.recipe import Placement, Resources, Training, lift_placement
 from orchestrator.record import trial_key
+from orchestrator.safe_yaml import read_yaml_file
 from orchestrator.validate import build_train_config, parse_model
 from trainers.config import (
     DatasetName,
@@ -36,7 +36,7 @@ from trainers.config import (
     TrainConfig,
 )
 from trainers.errors import ConfigError
-from trainers.experiments import EXPERIMENTS, canonical_name
+from trainers.experiments import EXPERIMENTS, Source, canonical_name, source_of
 from trainers.schedule import Benchmark, Schedule
 
 __all__ = ["ExperimentPlan", "Grid", "Placement", "Resources", "TrialSpec", "load_grid",
@@ -97,6 +97,8 @@ class ExperimentPlan:
     selection: str
     twin_of: str | None = None
     """The experiment whose budget a generated baseline matches (None: not a twin)."""
+    source: Source = "ours"
+    """'paper' only for the paper's experiments declared as such with 'fixed' selection."""
 
 
 class Grid(_Strict):
@@ -170,7 +172,10 @@ class Grid(_Strict):
 
     def plans(self) -> dict[str, ExperimentPlan]:
         """Experiment label -> what it trains, in grid order; twins after the declared ones."""
-        declared = {name: ExperimentPlan(EXPERIMENTS[name], self.epochs, self.selection)
+        # Only 'fixed' selection is the paper's reading (SELECTION_NOTE); custom: ours.
+        declared = {name: ExperimentPlan(EXPERIMENTS[name], self.epochs, self.selection,
+                                         source=source_of(name) if self.selection == "fixed"
+                                         else "ours")
                     for name in self.experiments}
         declared.update({
             c.name: ExperimentPlan(c.resolved_schedule(), c.epochs or self.epochs,
@@ -186,7 +191,7 @@ class Grid(_Strict):
                     if label in table:
                         raise ValueError(f"the {kind} baseline of {name} would be named "
                                          f"{label!r}, which the grid already uses")
-                    table[label] = replace(twin, twin_of=name)
+                    table[label] = replace(twin, twin_of=name, source="ours")
         return table
 
     def _twins(self, plan: ExperimentPlan, n: int) -> dict[str, ExperimentPlan]:
@@ -242,6 +247,7 @@ class Grid(_Strict):
                 seed=seed,
                 config=self._config(experiment, plans[experiment], seed),
                 checkpoint_every=self.checkpoint_every,
+                source=plans[experiment].source,
             )
             for experiment in plans
             for seed in self.seed_list()
@@ -260,6 +266,9 @@ class TrialSpec(_Strict):
     checkpoint_dir: str = ""
     system_metrics_uri: str | None = None
     """Where the trial's worker sends MLflow system metrics (None: it sends none)."""
+    source: Source | None = None
+    """``lessdata.source``: 'paper' or 'ours' (None, in plans from before the tag:
+    ``source_of`` the experiment's name)."""
 
 
 def shipped_grids() -> dict[str, Path]:
@@ -282,15 +291,8 @@ def load_grid(ref: str | Path, sets: Sequence[str] = (), **overrides: Any) -> Gr
             f"no grid {str(ref)!r}: not a file and not a shipped grid "
             f"({', '.join(sorted(shipped))})"
         )
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read grid file: {exc}") from None
+    # Bounded: size, depth, values; no aliases, no duplicate keys (orchestrator.safe_yaml).
+    raw = read_yaml_file(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a grid file must be a YAML mapping, got {type(raw).__name__}")
     if sets:

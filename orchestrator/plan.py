@@ -3,28 +3,37 @@ report read the same thing from any folder.
 
 ``make_plan`` validates the grid, its data and the tracking server (nothing starts) and
 returns a ``Plan``: the grid resolved in full, its run name, tracking URI, storage and
-every trial. ``submit`` writes it (atomically) to ``STORAGE/grids/NAME.json``; a grid file
-edited after submission changes nothing a resume runs.
+every trial. Experiments of the grid that would train identically (``orchestrator.coincide``)
+are one trial per seed, the representative's: the others are aliases, listed in
+``identical`` and reported under their own names. ``submit`` writes it (atomically) to
+``STORAGE/grids/NAME.json``; a grid file edited after submission changes nothing a resume
+runs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from orchestrator.grid import Grid, TrialSpec, load_grid, slug
+from orchestrator.coincide import Coincidence, PlanEntry, find_identical
+from orchestrator.grid import NAME, Grid, TrialSpec, load_grid, slug
 from orchestrator.overrides import select_experiments
 from orchestrator.preflight import check_grid_device, check_tracking
 from orchestrator.record import default_tracking_uri
 from trainers.data import check_dataset
 from trainers.errors import ConfigError
 
-__all__ = ["Plan", "PlanOptions", "default_storage", "make_plan", "plan_path", "read_plan",
-           "resolve_plan", "tracking_uri_of", "write_plan"]
+__all__ = ["Plan", "PlanOptions", "default_storage", "identical_schedules", "make_plan",
+           "plan_diff", "plan_path", "read_plan", "resolve_plan", "storage_name",
+           "tracking_uri_of", "write_plan"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,13 @@ class Plan(BaseModel):
     """The ``--only`` experiments (already applied to ``grid``; empty: all)."""
     benchmark: bool = True
     trials: list[TrialSpec]
+    """The trials that run: one per experiment x seed, none for an alias."""
+    identical: list[Coincidence] = []
+    """Experiments that train identically: the representative's trials serve the others."""
+
+    def aliases(self) -> dict[str, Coincidence]:
+        """Alias name -> its group (whose ``representative`` it is reported as)."""
+        return {name: c for c in self.identical for name in c.others}
 
 
 def default_storage() -> Path:
@@ -98,20 +114,50 @@ def resolve_plan(options: PlanOptions) -> Plan:
         # Trials run in Ray's worker folders: a relative path means the driver's folder.
         placement = grid.placement.model_copy(update={"data_dir": data_dir.resolve()})
         grid = grid.model_copy(update={"placement": placement})
+    if options.name is not None and not re.fullmatch(NAME, options.name):
+        raise ConfigError(f"--name {options.name[:80]!r}: a grid name is 1-64 letters, digits, "
+                          "'_', '.' or '-', starting with a letter or digit")
     name = options.name or grid.name
     if options.dataset and not options.name and options.dataset != _file_dataset(options.grid):
         name = f"{grid.name}-{options.dataset}"
     uri = options.tracking_uri or default_tracking_uri()
     storage = (options.storage or default_storage()).resolve()
+    every = grid.trials(name)
+    identical = identical_schedules(grid, every)
+    aliases = {alias for c in identical for alias in c.others}
     trials = [
-        t.model_copy(update={"checkpoint_dir": str(storage / "checkpoints" / slug(t.key)),
-                             "system_metrics_uri": uri if options.system_metrics else None})
-        for t in grid.trials(name)
+        t.model_copy(update={
+            "checkpoint_dir": str(storage / "checkpoints" / storage_name(t.key)),
+            "system_metrics_uri": uri if options.system_metrics else None})
+        for t in every if t.experiment not in aliases
     ]
     return Plan(name=name, grid=grid, tracking_uri=uri, storage=storage,
                 address=options.address, system_metrics=options.system_metrics,
                 sets=list(options.sets), only=list(options.only),
-                benchmark=options.benchmark, trials=trials)
+                benchmark=options.benchmark, trials=trials, identical=identical)
+
+
+# What a trial's training depends on besides its name, schedule and seed: the schedule is
+# compared by its per-epoch counts, and every generator comes from (seed, purpose, epoch).
+_NOT_RECIPE = {"experiment", "schedule", "seed"}
+
+
+def identical_schedules(grid: Grid, trials: list[TrialSpec] | None = None
+                        ) -> list[Coincidence]:
+    """The grid's experiments that train identically at its N and E (``find_identical``).
+
+    Compared: per-epoch counts, selection, epochs and every other field of the resolved
+    config (model, optimiser, augmentation, data subset, ``anneal`` ...).
+    """
+    trials = grid.trials() if trials is None else trials
+    first = grid.seed_list()[0]
+    configs = {t.experiment: t.config for t in trials if t.seed == first}
+    entries = {
+        label: PlanEntry(plan.schedule, plan.selection, plan.epochs,
+                         configs[label].model_dump_json(exclude=_NOT_RECIPE))
+        for label, plan in grid.plans().items()
+    }
+    return find_identical(entries, grid.train_size())
 
 
 def _file_dataset(ref: str) -> str | None:
@@ -121,8 +167,31 @@ def _file_dataset(ref: str) -> str | None:
         return None
 
 
+def storage_name(identity: str) -> str:
+    """A file name for ``identity`` that no other identity can share: a readable part plus
+    a hash of the whole (a slug alone is lossy: 'abc' + 'x_y' and 'abc_x' + 'y' met)."""
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return f"{slug(identity)[:60]}-{digest}"
+
+
 def plan_path(name: str, storage: Path | None = None) -> Path:
-    return (storage or default_storage()) / "grids" / f"{slug(name)}.json"
+    return (storage or default_storage()) / "grids" / f"{storage_name(name)}.json"
+
+
+def plan_diff(old: Plan, new: Plan) -> list[str]:
+    """The grid settings (dotted names) in which ``new`` differs from ``old``."""
+    a = _flat(old.grid.model_dump(mode="json"))
+    b = _flat(new.grid.model_dump(mode="json"))
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): json.dumps(data, sort_keys=True)}
 
 
 def write_plan(plan: Plan) -> Path:
@@ -139,9 +208,14 @@ def write_plan(plan: Plan) -> Path:
 def read_plan(name: str, storage: Path | None = None) -> Plan:
     path = plan_path(name, storage)
     if not path.exists():
-        raise ConfigError(f"no grid named {name!r} was submitted to this storage ({path} is "
-                          "missing; give the storage it was submitted with: --storage)")
-    return Plan.model_validate_json(path.read_text())
+        raise ConfigError(f"no grid named {name[:80]!r} was submitted to this storage ({path} "
+                          "is missing; give the storage it was submitted with: --storage)")
+    try:
+        return Plan.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"the record of grid {name[:80]!r} at {path} is damaged ({first}); "
+                          "submit the grid again (finished trials are found in MLflow)") from None
 
 
 def tracking_uri_of(name: str, storage: Path | None, uri: str | None) -> str:

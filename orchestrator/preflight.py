@@ -6,6 +6,7 @@ Each refuses with one ``LessdataError`` line that says what is wrong and what to
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import re
@@ -25,14 +26,38 @@ __all__ = ["DEVICE_CHOICES", "check_device_name", "check_grid_device", "check_lo
 DEVICE_CHOICES = "auto, cpu, cuda, cuda:N"
 
 
+# Database schemes MLflow's SQLAlchemy store takes, and the driver each needs (its extra).
+_DB_DRIVERS = {"postgresql": ("psycopg2", "pip install 'lessdata[postgres]'"),
+               "mysql": ("pymysql", "pip install pymysql"),
+               "mssql": ("pyodbc", "pip install pyodbc")}
+
+
 def check_tracking(uri: str, timeout_s: float = 20.0) -> None:
-    """Refuse an unreachable or unauthorised tracking server before any compute."""
-    if not uri.startswith(("http://", "https://")):
-        return  # a local store: created on first use, after every other check passed
+    """Refuse an unreachable, unauthorised or unusable tracking store before any compute."""
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower() if "://" in uri else ""
+    if scheme == "sqlite":
+        _check_sqlite(uri)
+        return  # created on first use, after every other check passed
+    if scheme in _DB_DRIVERS:
+        module, hint = _DB_DRIVERS[scheme]
+        import importlib.util
+
+        if "+" not in uri.split("://", 1)[0] and importlib.util.find_spec(module) is None:
+            raise TrackingError(f"a {scheme}:// tracking store needs the {module} driver, "
+                                f"which is not installed: {hint}")
+        return
+    if scheme not in ("http", "https"):
+        raise TrackingError(
+            f"tracking URI {uri[:120]!r}: unknown scheme {scheme or '(none)'!r}; use "
+            "http(s)://HOST:PORT (an MLflow server), sqlite:///PATH or postgresql://...")
     base = uri.rstrip("/")
     try:
         with urllib.request.urlopen(f"{base}/health", timeout=timeout_s) as resp:
             resp.read()
+    except urllib.error.HTTPError as exc:
+        what = " (a proxy in front of MLflow, or MLflow itself, failed)" if exc.code >= 500 else ""
+        raise TrackingError(f"tracking server {uri} answered HTTP {exc.code} on /health{what}"
+                            ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise TrackingError(f"tracking server {uri} is unreachable: {reason}") from None
@@ -41,7 +66,12 @@ def check_tracking(uri: str, timeout_s: float = 20.0) -> None:
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as resp:
-            resp.read()
+            body = resp.read(65536)
+        json.loads(body)
+    except json.JSONDecodeError:
+        raise TrackingError(f"tracking server {uri} answered with a page that is not MLflow's "
+                            "API (another service, or a proxy's page, at that address?)"
+                            ) from None
     except urllib.error.HTTPError as exc:
         if exc.code in (401, 403):
             hint = (
@@ -52,9 +82,27 @@ def check_tracking(uri: str, timeout_s: float = 20.0) -> None:
             raise TrackingError(
                 f"tracking server {uri} refused the credentials (HTTP {exc.code}): {hint}"
             ) from None
-        raise TrackingError(f"tracking server {uri} answered HTTP {exc.code}") from None
+        what = " (a proxy in front of MLflow, or MLflow itself, failed)" if exc.code >= 500 else ""
+        raise TrackingError(f"tracking server {uri} answered HTTP {exc.code}{what}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise TrackingError(f"tracking server {uri} is unreachable: {exc}") from None
+
+
+def _check_sqlite(uri: str) -> None:
+    """An SQLite store's path must be a database file, or nothing yet (made on first use)."""
+    path = Path(uri.split(":///", 1)[-1]) if ":///" in uri else None
+    if path is None or not path.exists():
+        return
+    if path.is_dir():
+        raise TrackingError(f"tracking store {uri}: {path} is a folder, not an SQLite file")
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(16)
+    except OSError as exc:
+        raise TrackingError(f"tracking store {uri}: cannot read {path}: {exc.strerror}"
+                            ) from None
+    if header and header != b"SQLite format 3\x00":
+        raise TrackingError(f"tracking store {uri}: {path} is not an SQLite database")
 
 
 def require_store(uri: str) -> None:
@@ -81,6 +129,8 @@ def connect_ray(address: str | None, num_cpus: int | None = None) -> None:
         return
     address = address or os.environ.get("RAY_ADDRESS")
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    if address:
+        probe_gcs(address)
     try:
         if address:
             ray.init(address=address, **kwargs)
@@ -98,6 +148,44 @@ def connect_ray(address: str | None, num_cpus: int | None = None) -> None:
     from orchestrator.exits import reclaim_sigterm
 
     reclaim_sigterm()  # ray.init took SIGTERM over: the CLI stops Tune on it, as on Ctrl-C
+
+
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+GCS_PROBE_S = 15.0
+"""How long a Ray address may take to answer as Ray before the driver gives up."""
+
+
+def probe_gcs(address: str, timeout_s: float = GCS_PROBE_S) -> None:
+    """Refuse, within ``timeout_s``, an address where nothing (or something else) answers.
+
+    Ray's own client retries a dead GCS for minutes, then exits the process. Ray's head
+    speaks gRPC, i.e. HTTP/2: it answers the HTTP/2 connection preface with a SETTINGS
+    frame. A closed port, a silent one or a server of another protocol does not.
+    ``ray://`` (Ray Client) and ``auto`` addresses are left to Ray.
+    """
+    if "://" in address or ":" not in address:
+        return
+    import socket
+
+    host, _, port = address.rpartition(":")
+    why = "nothing there speaks Ray's protocol"
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s) as sock:
+            sock.settimeout(timeout_s)
+            # the HTTP/2 client preface, then an empty SETTINGS frame
+            sock.sendall(_H2_PREFACE)
+            header = sock.recv(9)
+        if len(header) == 9 and header[3] == 0x04:  # a SETTINGS frame: an HTTP/2 server
+            return
+    except ValueError:
+        why = "not HOST:PORT"
+    except TimeoutError:
+        why = "no answer"
+    except OSError as exc:
+        why = f"{exc.strerror or type(exc).__name__}".lower()
+    raise ClusterError(f"no Ray cluster answers at {address} ({why}, checked for "
+                       f"{timeout_s:.0f} s at most): check --address / $RAY_ADDRESS and that "
+                       "the head is up")
 
 
 def _refused_token(exc: BaseException) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.results import EPOCH_METRICS, FINAL_METRICS
+from trainers.errors import TrackingError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -58,6 +59,7 @@ class Tag(StrEnum):
     SCHEDULE = "lessdata.schedule"
     DATASET = "lessdata.dataset"
     SELECTION = "lessdata.selection"
+    SOURCE = "lessdata.source"  # paper | ours: whose reading the run's schedule is
     STATE = "lessdata.state"
     TUNE_TRIAL_ID = "lessdata.tune_trial_id"
     ERROR = "lessdata.error"
@@ -168,6 +170,11 @@ def experiment_id(mlflow: MlflowClient, name: str, create: bool = False) -> str 
         return str(found.experiment_id)
     if not create:
         return None
+    if found is not None:  # deleted in the UI: in MLflow's trash, its name still taken
+        raise TrackingError(
+            f"the MLflow experiment of grid {name!r} was deleted (it is in MLflow's trash, id "
+            f"{found.experiment_id}): restore it (`mlflow experiments restore --experiment-id "
+            f"{found.experiment_id}`) or submit under another --name")
     return str(mlflow.create_experiment(name, tags={Tag.EXPERIMENT_KIND: EXPERIMENT_KIND}))
 
 

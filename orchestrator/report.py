@@ -18,21 +18,24 @@ from orchestrator import provenance, record
 from orchestrator.aggregate import (
     DEFAULT_MARGIN,
     claim_note,
+    experiment_order,
     experiment_table,
     hardware_warning,
     trial_table,
 )
 from orchestrator.record import Kind, Tag
 from trainers.errors import TrackingError
+from trainers.experiments import SOURCE_LEGEND
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
     from rich.console import Console
 
+    from orchestrator.plan import Plan
     from trainers.schedule import Schedule
 
 __all__ = ["log_report", "make_report", "render", "report_rows", "schedule_summary",
-           "write_outputs"]
+           "with_aliases", "write_outputs"]
 
 DASH = "—"
 NOTE = ("top-1: best epoch, mean ± sample std over seeds; Δ: percentage points vs Benchmark; "
@@ -134,8 +137,37 @@ def _equivalent(row: dict[str, Any]) -> str:
 
 
 def _caption(table: pd.DataFrame, twins: bool) -> str:
-    note = claim_note(table)
-    return NOTE + (TWIN_NOTE if twins else "") + (f"\n{note}" if note else "")
+    notes = [claim_note(table)]
+    if "note" in table:  # identical schedules: one line each
+        notes += [str(n) for n in table["note"] if isinstance(n, str)]
+    if "source" in table and (table["source"] == "ours").any():
+        notes.append(SOURCE_LEGEND)
+    return NOTE + (TWIN_NOTE if twins else "") + "".join(f"\n{n}" for n in notes if n)
+
+
+def with_aliases(table: pd.DataFrame, plan: Plan | None) -> pd.DataFrame:
+    """The table with a row per alias of the plan (``Plan.identical``): the representative's
+    numbers under the alias's name, schedule and source, with ``same_as`` and ``note`` set.
+
+    Aliases are added after the statistics: a copy is not a second test (Holm) nor a
+    second point to plot. Without a plan the two columns are empty.
+    """
+    table = table.assign(same_as=None, note=None)
+    if plan is None or table.empty:
+        return table
+    plans = plan.grid.plans()
+    rows = table.to_dict("records")
+    by_name = {row["experiment"]: row for row in rows}
+    for alias, group in plan.aliases().items():
+        if group.representative not in by_name:
+            continue  # nothing of it finished yet
+        own = plans[alias]
+        note = next(n for n in group.notes() if n.startswith(f"{alias}:"))
+        rows.append({**by_name[group.representative], "experiment": alias,
+                     "schedule": own.schedule.model_dump_json(), "method": own.schedule.method,
+                     "source": own.source, "same_as": group.representative, "note": note})
+    rows.sort(key=lambda row: experiment_order(str(row["experiment"])))
+    return pd.DataFrame(rows, columns=table.columns).astype(table.dtypes.to_dict())
 
 
 def _cells(row: dict[str, Any], twins: bool = False) -> dict[str, str]:
@@ -147,9 +179,11 @@ def _cells(row: dict[str, Any], twins: bool = False) -> dict[str, str]:
         evaluations += f" ({row['evaluations_pct']:.4g}%)"
     top1 = (f"{_num(100 * row['top1_mean'], '.2f')} ± {_num(100 * row['top1_std'], '.2f')}"
             f" ({row['n']})")
+    same_as = f" = {row['same_as']}" if isinstance(row.get("same_as"), str) else ""
+    ours = " (ours)" if row.get("source") == "ours" else ""
     return {
-        "Experiment": str(row["experiment"]),
-        "Schedule": schedule_summary(row["schedule"]),
+        "Experiment": f"{row['experiment']}{same_as}",
+        "Schedule": schedule_summary(row["schedule"]) + ours,
         "Evaluations (% of B)": evaluations,
         "Top-1 % (n)": top1,
         "Δ pp": _num(row["top1_delta"], "+.3f"),
@@ -212,7 +246,9 @@ def write_outputs(trials: pd.DataFrame, table: pd.DataFrame, out_dir: Path,
     table.to_csv(paths[0], index=False)
     trials.to_csv(paths[1], index=False)
     paths[2].write_text(markdown(table))
-    return paths + write_figures(table, out_dir, epochs)
+    # An alias's point would sit on its representative's: plotted once.
+    measured = table[table["same_as"].isna()] if "same_as" in table else table
+    return paths + write_figures(measured, out_dir, epochs)
 
 
 # -- MLflow --------------------------------------------------------------------------------
@@ -241,14 +277,15 @@ def log_report(tracking_uri: str, grid: str, paths: list[Path]) -> str:
 
 
 def make_report(tracking_uri: str, grid: str, out_dir: Path | None,
-                margin: float = DEFAULT_MARGIN
+                margin: float = DEFAULT_MARGIN, plan: Plan | None = None
                 ) -> tuple[pd.DataFrame, list[dict[str, Any]], str | None]:
     """Both tables from MLflow; with ``out_dir``, the files written and logged to MLflow.
 
-    ``margin``: the equivalence margin in accuracy points (``experiment_table``).
+    ``margin``: the equivalence margin in accuracy points (``experiment_table``);
+    ``plan``: the submitted plan, whose aliases get rows of their own (``with_aliases``).
     """
     trials = trial_table(tracking_uri, grid)
-    table = experiment_table(trials, margin=margin)
+    table = with_aliases(experiment_table(trials, margin=margin), plan)
     if out_dir is not None:
         log_report(tracking_uri, grid, write_outputs(trials, table, Path(out_dir)))
     return table, report_rows(table), hardware_warning(trials)

@@ -1,7 +1,9 @@
 """``lessdata status``: where each trial of a grid stands, from its plan and MLflow.
 
 The plan lists every trial; a trial whose run does not exist yet (runs are made when the
-trial starts) is pending.
+trial starts) is pending. An experiment that trains identically to another (the plan's
+``identical``) has no trials of its own: its rows show the representative's, with
+``same_as`` naming that trial, and are not counted twice.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from orchestrator import record
 from orchestrator.aggregate import experiment_order
 from orchestrator.plan import Plan, default_storage, plan_path, read_plan, tracking_uri_of
 from orchestrator.preflight import require_store
-from orchestrator.record import Kind, State, Tag
+from orchestrator.record import Kind, State, Tag, trial_key
 from trainers.errors import LessdataError, TrackingError
 
 __all__ = ["grid_status", "list_grids"]
@@ -28,9 +30,9 @@ def grid_status(name: str, storage: Path | None = None,
                 tracking_uri: str | None = None) -> dict[str, Any]:
     uri = tracking_uri_of(name, storage, tracking_uri)
     require_store(uri)
-    planned = ({t.key: (t.key, t.experiment, t.seed, t.config.epochs)
-                for t in read_plan(name, storage).trials}
-               if plan_path(name, storage).exists() else {})
+    plan = read_plan(name, storage) if plan_path(name, storage).exists() else None
+    planned = ({t.key: (t.key, t.experiment, t.seed, t.config.epochs) for t in plan.trials}
+               if plan else {})
     client = record.client(uri)
     experiment = record.experiment_id(client, name)
     if experiment is None and not planned:
@@ -52,18 +54,21 @@ def grid_status(name: str, storage: Path | None = None,
                                               else 0)),
             "best_top1": metrics.get("best_top1"),
             "node": tags.get(Tag.NODE),
+            "same_as": None,
         }
+    counts = Counter(t["state"] for t in trials.values())
+    if plan is not None:
+        trials.update(_aliases(plan, trials))
     # The report's order: Benchmark, E1 ... E20 by number, then custom names; seeds within.
     rows = sorted(trials.values(),
                   key=lambda t: (experiment_order(t["experiment"]), t["seed"], t["key"]))
-    counts = Counter(t["state"] for t in rows)
     return {"grid": name, "tracking_uri": uri,
             "counts": {str(s): counts.get(s, 0) for s in State}, "trials": rows}
 
 
 def _pending(key: str, experiment: str, seed: int, epochs: int) -> dict[str, Any]:
     return {"key": key, "experiment": experiment, "seed": seed, "state": str(State.PENDING),
-            "epoch": 0, "epochs": epochs, "best_top1": None, "node": None}
+            "epoch": 0, "epochs": epochs, "best_top1": None, "node": None, "same_as": None}
 
 
 def list_grids(storage: Path | None = None) -> list[dict[str, Any]]:
@@ -86,3 +91,16 @@ def list_grids(storage: Path | None = None) -> list[dict[str, Any]]:
             log.warning("grid %s: %s", plan.name, exc)
         rows.append(row)
     return sorted(rows, key=lambda r: r["submitted"], reverse=True)
+
+
+def _aliases(plan: Plan, trials: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Alias trial key -> the representative's row under the alias's key."""
+    rows = {}
+    for alias, group in plan.aliases().items():
+        for seed in plan.grid.seed_list():
+            same_as = trial_key(plan.name, group.representative, seed)
+            if same_as in trials:
+                key = trial_key(plan.name, alias, seed)
+                rows[key] = {**trials[same_as], "key": key, "experiment": alias,
+                             "same_as": same_as}
+    return rows

@@ -14,12 +14,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.coincide import summary_line
 from orchestrator.grid import TrialSpec, slug
-from orchestrator.plan import Plan, PlanOptions, make_plan, read_plan, write_plan
+from orchestrator.lease import hold_lease
+from orchestrator.plan import (
+    Plan,
+    PlanOptions,
+    make_plan,
+    plan_diff,
+    plan_path,
+    read_plan,
+    storage_name,
+    write_plan,
+)
 from orchestrator.preflight import check_resources, connect_ray
 from orchestrator.record import Kind, Tag
 from orchestrator.results import is_final, param_space, trial_spec
 from orchestrator.tracking import Tracker
+from trainers.errors import ConfigError, StorageError, TrackingError
 
 __all__ = ["SubmitOptions", "SubmitResult", "resume", "run_plan", "submit"]
 
@@ -46,14 +58,29 @@ class SubmitResult:
     """Tracking writes that never reached the server (it stayed away): resume sends them."""
     rejected_writes: list[str] = field(default_factory=list)
     """Writes the server refused (HTTP 4xx), dropped: 'what (HTTP status): message'."""
+    identical: str = ""
+    """One line naming the experiments trained once for several names ("" when none)."""
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
 
 def submit(options: SubmitOptions) -> SubmitResult:
-    """Plan the grid, record the plan, and run it to the end (finished trials are skipped)."""
+    """Plan the grid, record the plan, and run it to the end (finished trials are skipped).
+
+    A name submitted before with other settings is refused (its results would mix with
+    the new ones): ``--name`` gives the new settings their own grid, ``--force`` redoes it.
+    """
     plan = make_plan(options)
+    if not options.force and plan_path(plan.name, plan.storage).exists():
+        changed = plan_diff(read_plan(plan.name, plan.storage), plan)
+        if changed:
+            shown = ", ".join(changed[:6]) + (f" (+{len(changed) - 6} more)"
+                                              if len(changed) > 6 else "")
+            raise ConfigError(
+                f"grid {plan.name!r} was submitted before with other settings ({shown}); "
+                "use --name NEW for a new grid, `lessdata resume` to finish the old one, or "
+                "--force to redo it")
     return run_plan(plan, force=options.force, quiet=options.quiet)
 
 
@@ -67,6 +94,28 @@ def resume(name: str, storage: Path | None = None, address: str | None = None,
 
 
 def run_plan(plan: Plan, force: bool = False, quiet: bool = False) -> SubmitResult:
+    """Run ``plan`` holding its lease: one live driver per grid (``orchestrator.lease``)."""
+    lease = plan.storage / "leases" / f"{storage_name(plan.name)}.json"
+    try:
+        with hold_lease(lease, f"grid {plan.name!r}"):
+            return _run_plan(plan, force, quiet)
+    except OSError as exc:
+        if exc.filename is None:  # not a file: a connection, say
+            raise
+        # the storage: read-only, full, gone
+        raise StorageError(f"cannot write the grid's storage at {exc.filename}: "
+                           f"{exc.strerror or exc}") from None
+    except Exception as exc:
+        from mlflow.exceptions import MlflowException
+
+        if isinstance(exc, MlflowException):  # refused by the store (a read-only user ...)
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            raise TrackingError(f"the tracking store {plan.tracking_uri} refused a request: "
+                                f"{first}") from None
+        raise
+
+
+def _run_plan(plan: Plan, force: bool, quiet: bool) -> SubmitResult:
     connect_ray(plan.address)
     check_resources(plan.grid.resources)
     write_plan(plan)
@@ -76,7 +125,10 @@ def run_plan(plan: Plan, force: bool = False, quiet: bool = False) -> SubmitResu
         finished = tracker.prepare(plan.trials, plan.grid.train_size())
         todo = [t for t in plan.trials if t.key not in finished]
         result = SubmitResult(plan.name, plan.tracking_uri, tracker.experiment_id,
-                              len(plan.trials), skipped=sorted(finished))
+                              len(plan.trials), skipped=sorted(finished),
+                              identical=summary_line(plan.identical))
+        if result.identical:
+            log.info(result.identical)
         if todo:
             _run_tune(plan, todo, tracker, result, quiet=quiet)
         result.unsent_writes = tracker.pending

@@ -23,6 +23,7 @@ from orchestrator import provenance, record
 from orchestrator.record import Kind, State, Tag
 from orchestrator.results import EpochReport, FinalReport, Hardware
 from orchestrator.writer import Writer
+from trainers.experiments import source_of
 
 if TYPE_CHECKING:
     from orchestrator.grid import TrialSpec
@@ -218,8 +219,9 @@ class Tracker:
         cfg = spec.config
         return {Tag.KIND: kind, Tag.GRID: self.grid, Tag.METHOD: cfg.schedule.method,
                 Tag.SCHEDULE: cfg.schedule.model_dump_json(), Tag.DATASET: cfg.dataset,
-                Tag.SELECTION: cfg.selection, Tag.GIT_COMMIT: provenance.git_sha(),
-                Tag.USER: provenance.user()}
+                Tag.SELECTION: cfg.selection,
+                Tag.SOURCE: spec.source or source_of(spec.experiment),
+                Tag.GIT_COMMIT: provenance.git_sha(), Tag.USER: provenance.user()}
 
     def _describe(self, run_id: str, spec: TrialSpec, exclude: set[str]) -> None:
         """A run's params (the resolved config; the share comes with the final metrics)

@@ -75,6 +75,13 @@ CASES: dict[str, tuple[Build, str]] = {
                        "malformed YAML at line 3"),
     "yaml not a mapping": (lambda t: ["submit", _raw(t, "- a\n- b\n")],
                            "must be a YAML mapping, got list"),
+    "yaml alias bomb": (lambda t: ["submit", _raw(t, "a: &a [x, x]\nb: &b [*a, *a]\n"
+                                                 "description: *b\n")],
+                        "YAML aliases (*a) are not allowed in grid files (line 2)"),
+    "yaml duplicate key": (lambda t: ["submit", _raw(t, "name: x\nepochs: 2\nepochs: 3\n")],
+                           "duplicate key 'epochs' at line 3"),
+    "yaml nested too deep": (lambda t: ["submit", _raw(t, "x: " + "[" * 40 + "]" * 40)],
+                             "nested deeper than 32 levels"),
     "unknown key": (lambda t: ["submit", _grid(t, colour="red")],
                     "colour: Extra inputs are not permitted"),
     "unknown nested key": (lambda t: ["submit", _grid(t, model={"depth": 3})],
@@ -98,7 +105,8 @@ CASES: dict[str, tuple[Build, str]] = {
     "unknown experiment": (lambda t: ["submit", _grid(t, experiments=["E0"])],
                            "unknown experiment 'E0'; expected one of: Benchmark, E1"),
     "unknown dataset": (lambda t: ["submit", _grid(t, dataset="imagenet")],
-                        "Input should be 'mnist', 'cifar10', 'smallnorb', 'digits'"),
+                        "Input should be 'mnist', 'cifar10', 'smallnorb', 'digits', "
+                        "'fashionmnist', 'kmnist', 'cifar100' or 'svhn' (got 'imagenet')"),
     "unknown selection": (lambda t: ["submit", _grid(t, selection="smart")],
                           "Input should be 'fixed', 'per_epoch', 'stratified'"),
     "zero batch size": (lambda t: ["submit", _grid(t, batch_size=0)],

@@ -103,3 +103,18 @@ def test_real_mnist_benchmark_and_e3(tmp_path: Path, mnist_root: Path) -> None:
     # E3 over 4 epochs: 3 at 25%, 1 full -> 1 - e(1 - d) = 0.4375 exactly.
     assert runs["E3"]["evaluations"] / runs["Benchmark"]["evaluations"] == 0.4375
     assert runs["E3"]["best_top1"] >= 0.85, runs["E3"]
+
+
+@pytest.mark.parametrize("dataset", ["svhn", "kmnist"])
+def test_train_one_epoch_on_a_new_set(tmp_path: Path, dataset: str) -> None:
+    """The torchvision sets train through the entry point (tiny files in the real format)."""
+    from tests.trainers.test_torchvision_sets import WRITERS
+
+    WRITERS[dataset](tmp_path / "data")
+    out = run_cli("train", "--dataset", dataset, "--data-dir", str(tmp_path / "data"),
+                  "--epochs", "1", "--width", "0.125", "--batch-size", "4", "--threads", "1",
+                  "--no-emissions", "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    assert result["evaluations"] == {"svhn": 6, "kmnist": 12}[dataset]
+    assert 0.0 <= result["best_top1"] <= 1.0

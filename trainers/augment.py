@@ -39,10 +39,16 @@ from trainers.augment_params import (
 from trainers.colour import adjust_brightness, adjust_contrast, adjust_saturation_hue
 from trainers.errors import ConfigError, DataError
 
-__all__ = ["INPUT_SIZES", "eval_transform", "input_size", "preprocess", "train_transform"]
+__all__ = ["INPUT_SIZES", "UNAUGMENTED", "eval_transform", "input_size", "preprocess",
+           "train_transform"]
 
-INPUT_SIZES = {"mnist": 28, "digits": 28, "cifar10": 32, "smallnorb": 32}
+INPUT_SIZES = {"mnist": 28, "digits": 28, "cifar10": 32, "smallnorb": 32,
+               "fashionmnist": 28, "kmnist": 28, "cifar100": 32, "svhn": 32}
 """Side of the square image the model sees, per dataset."""
+UNAUGMENTED = ("fashionmnist", "kmnist", "svhn")
+"""Sets the paper and Byerly do not train on (ours): scaled only, no augmentation. SVHN's
+digits must not be flipped and MNIST's shifts assume a dark background, so neither
+augmentation carries over without a study of its own."""
 
 
 def input_size(dataset: str) -> int:
@@ -63,8 +69,10 @@ def train_transform(dataset: str) -> Callable[[Tensor, torch.Generator], Tensor]
     _check_dataset(dataset)
     if dataset in ("mnist", "digits"):
         return _digits_train
-    if dataset == "cifar10":
+    if dataset in ("cifar10", "cifar100"):
         return _cifar_train
+    if dataset in UNAUGMENTED:
+        return _scaled_only
     return _norb_train
 
 
@@ -74,6 +82,11 @@ def eval_transform(dataset: str) -> Callable[[Tensor], Tensor]:
     if dataset == "smallnorb":
         return _norb_eval
     return preprocess
+
+
+def _scaled_only(images: Tensor, gen: torch.Generator) -> Tensor:
+    """No augmentation: the evaluation transform (``gen`` unused, kept for the signature)."""
+    return preprocess(images)
 
 
 def _check_dataset(dataset: str) -> None:

@@ -15,6 +15,7 @@ __all__ = [
     "DeviceError",
     "LessdataError",
     "MissingDataError",
+    "StorageError",
     "TrackingError",
 ]
 
@@ -49,3 +50,7 @@ class DeviceError(LessdataError):
 
 class MissingDataError(DataError):
     """A dataset file is not there at all (``lessdata download`` fetches it)."""
+
+
+class StorageError(LessdataError):
+    """The grid's storage cannot be used (read-only, full, missing)."""

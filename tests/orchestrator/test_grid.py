@@ -181,3 +181,14 @@ def test_placement_is_its_own_section_and_the_shorthand_moves_there() -> None:
     explicit = Grid.model_validate({**BASE, "training": {"threads": 2},
                                     "placement": {"threads": 3}})
     assert explicit.placement.threads == 3
+
+
+def test_source_is_paper_only_for_the_papers_experiments_with_fixed_selection(
+        tmp_path: Path) -> None:
+    grid = _grid(tmp_path, experiments=["Benchmark", "E3", "E13"], baselines=["uniform"],
+                 custom=[{"name": "E3-again", "experiment": "E3"}])
+    sources = {t.experiment: t.source for t in grid.trials() if t.seed == 0}
+    assert sources == {"Benchmark": "paper", "E3": "paper", "E13": "ours", "E3-again": "ours",
+                       "E3-uniform": "ours", "E13-uniform": "ours", "E3-again-uniform": "ours"}
+    other = _grid(tmp_path, selection="per_epoch")
+    assert {t.source for t in other.trials()} == {"ours"}

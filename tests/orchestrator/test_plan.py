@@ -56,3 +56,40 @@ def test_status_lists_pending_trials_from_the_plan_from_another_folder(tmp_path:
 def test_resume_of_an_unknown_grid_names_the_storage(tmp_path: Path) -> None:
     out = run_cli("resume", "nothing-here", "--storage", str(tmp_path), cwd=tmp_path)
     assert out.returncode == 2 and "--storage" in out.stderr, out.stderr
+
+
+SAME = {"name": "same", "dataset": "digits", "epochs": 4, "seeds": 2,
+        "experiments": ["Benchmark", "E5", "E13"],
+        "custom": [{"name": "mine", "schedule": {"method": "data_step", "d": 0.5, "e": 0.5}},
+                   {"name": "E5-per-epoch", "experiment": "E5", "selection": "per_epoch"},
+                   {"name": "E5-longer", "experiment": "E5", "epochs": 6}],
+        "training": {"train_subset": 100}, "placement": {"threads": 1}}
+
+
+def test_identical_schedules_are_one_trial_per_seed_and_the_plan_keeps_the_aliases(
+        tmp_path: Path) -> None:
+    grid = tmp_path / "same.yaml"
+    grid.write_text(yaml.safe_dump(SAME))
+    plan = make_plan(PlanOptions(grid=str(grid), tracking_uri=f"sqlite:///{tmp_path}/m.db",
+                                 storage=tmp_path / "store"))
+    # E13 (Data Cut n = 2) and a custom Data Step 50%/50% are E5; another selection or
+    # other epochs are not.
+    assert [(c.representative, c.others) for c in plan.identical] == [("E5", ("E13", "mine"))]
+    assert plan.aliases()["mine"].notes() == ["E13: same schedule as E5 at E = 4",
+                                              "mine: same schedule as E5 at E = 4"]
+    ran = sorted({t.experiment for t in plan.trials})
+    assert ran == ["Benchmark", "E5", "E5-longer", "E5-per-epoch"]
+    assert len(plan.trials) == 4 * 2
+    write_plan(plan)
+    assert read_plan("same", tmp_path / "store") == plan
+
+
+def test_one_recipe_per_grid_so_e13_stays_e5_whatever_the_recipe() -> None:
+    from orchestrator.grid import Grid
+    from orchestrator.plan import identical_schedules
+
+    grid = Grid.model_validate({**SAME, "custom": []})
+    assert [c.names for c in identical_schedules(grid)] == [("E5", "E13")]
+    # anneal is part of the recipe; with one value for the whole grid it still coincides
+    annealed = Grid.model_validate({**SAME, "custom": [], "training": {"anneal": 0.5}})
+    assert [c.names for c in identical_schedules(annealed)] == [("E5", "E13")]

@@ -312,3 +312,35 @@ def test_pareto_mask_keeps_the_non_dominated() -> None:
 ])
 def test_schedule_summary(schedule: str, expected: str) -> None:
     assert schedule_summary(schedule) == expected
+
+
+def test_an_alias_row_copies_its_representative_and_says_so(store: Store,
+                                                              tmp_path: Path) -> None:
+    from orchestrator.coincide import Coincidence
+    from orchestrator.grid import Grid
+    from orchestrator.plan import Plan
+
+    grid = Grid.model_validate({"name": GRID, "dataset": "mnist", "epochs": EPOCHS,
+                                "experiments": ["Benchmark", "E1", "E3", "E10", "E13"]})
+    plan = Plan(name=GRID, grid=grid, tracking_uri=store.uri, storage=tmp_path, trials=[],
+                identical=[Coincidence("E3", ("E13",), EPOCHS)])
+    plain, plain_rows, _ = make_report(store.uri, GRID, None)
+    table, rows, _ = make_report(store.uri, GRID, None, plan=plan)
+    by_name = {r["experiment"]: r for r in rows}
+    assert list(by_name) == [*ORDER[:4], "E13", "my_ramp"]
+    e13, e3 = by_name["E13"], by_name["E3"]
+    assert e13["same_as"] == "E3" and e13["note"] == "E13: same schedule as E3 at E = 4"
+    assert e3["same_as"] is None and all(r["same_as"] is None for r in plain_rows)
+    assert e13["schedule_summary"] == "n=2" and e13["source"] == "ours"
+    assert e3["source"] == "paper" and by_name["E10"]["source"] == "ours"
+    for column in ("top1_mean", "top1_std", "p_holm", "evaluations", "runtime_s_mean"):
+        assert e13[column] == e3[column]
+    # The copy is no second test: E3's Holm-adjusted p is the one without the alias.
+    assert e3["p_holm"] == {r["experiment"]: r for r in plain_rows}["E3"]["p_holm"]
+    out = io.StringIO()
+    render(table, Console(file=out, width=300))
+    text = out.getvalue()
+    assert "E13 = E3" in text and "E13: same schedule as E3 at E = 4" in text
+    assert "s=25% (ours)" in text and "n=2 (ours)" in text and "d=25% e=75% (ours)" not in text
+    paths = write_outputs(trial_table(store.uri, GRID), table, tmp_path / "out")
+    assert "E13 = E3" in (tmp_path / "out" / "report.md").read_text() and paths

@@ -63,11 +63,13 @@ def test_runs_made_at_start_writes_in_order_parents_share_keys(mlflow_server) ->
     assert params["emissions.share"] == "0.5" == str(first.data.metrics["emissions_share"])
     assert tags[Tag.NODE] == "n1" and tags[Tag.STATE] == "finished"
     assert tags[Tag.GIT_COMMIT] and tags[Tag.USER]
+    assert tags[Tag.SOURCE] == "paper"  # the Benchmark is the paper's
     assert [m.value for m in client.get_metric_history(first.info.run_id, "top1")] == [0.5]
     assert [m.step for m in client.get_metric_history(first.info.run_id, "best_top1")] == [1]
     assert first.inputs.dataset_inputs[0].dataset.name == "digits"
     parent = client.get_run(tracker.parents["Benchmark"])
     assert parent.data.tags[Tag.KIND] == Kind.EXPERIMENT and Tag.EXPERIMENT not in parent.data.tags
+    assert parent.data.tags[Tag.SOURCE] == "paper"
     assert parent.data.params["epochs"] == params["epochs"] and "seed" not in parent.data.params
     assert parent.data.metrics["n_seeds"] == 2
     assert parent.data.metrics["best_top1"] == pytest.approx(0.6)

@@ -94,9 +94,22 @@ def test_preprocess_scaling() -> None:
 @pytest.mark.parametrize("make", [train_transform, eval_transform, input_size])
 def test_unknown_dataset_lists_options(make: object) -> None:
     with pytest.raises(
-        ConfigError, match=r"'svhn'; expected one of .*mnist.*digits.*cifar10.*smallnorb"
+        ConfigError, match=r"'imagenet'; expected one of .*mnist.*digits.*cifar10.*smallnorb.*svhn"
     ):
-        make("svhn")  # type: ignore[operator]
+        make("imagenet")  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("dataset", ["fashionmnist", "kmnist", "svhn"])
+def test_sets_without_augmentation_are_scaled_only(dataset: str) -> None:
+    side, channels = INPUT_SIZES[dataset], 1 if dataset != "svhn" else 3
+    images = torch.randint(0, 256, (4, channels, side, side), dtype=torch.uint8)
+    torch.testing.assert_close(train_transform(dataset)(images, _seeded(1)), preprocess(images))
+    assert eval_transform(dataset) is preprocess
+
+
+def test_cifar100_takes_cifar10s_augmentation() -> None:
+    assert train_transform("cifar100") is train_transform("cifar10")
+    assert input_size("cifar100") == 32 and input_size("kmnist") == 28
 
 
 def test_margins_count_the_empty_rows_and_columns() -> None:
