@@ -12,13 +12,12 @@ selection) and the driver's overhead are not in it: a lower bound, said so.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from orchestrator.baselines import planned_evaluations
-from orchestrator.coincide import PlanEntry, find_identical, summary_line
+from orchestrator.coincide import summary_line
 from orchestrator.plan import Plan
 from trainers.config import TrainConfig
 
@@ -74,7 +73,7 @@ def preview(plan: Plan, measure: bool = True) -> Preview:
     result = Preview(
         name=plan.name, grid=grid.name, dataset=grid.dataset, trials=len(plan.trials),
         seeds=grid.seed_list(), experiments=per_experiment, total_evaluations=total,
-        identical=summary_line(find_identical(_entries(plan), n)),
+        identical=summary_line(plan.identical),
         resources=grid.resources.model_dump(), tracking_uri=plan.tracking_uri,
         storage=str(plan.storage), sets=list(plan.sets), only=list(plan.only),
     )
@@ -92,19 +91,6 @@ def preview(plan: Plan, measure: bool = True) -> Preview:
 def _evaluations(config: TrainConfig, n: int) -> int:
     return planned_evaluations(config.schedule, config.selection, config.anneal, n,
                                config.epochs)
-
-
-def _entries(plan: Plan) -> dict[str, PlanEntry]:
-    """One entry per experiment; ``recipe`` is everything else its training depends on."""
-    entries: dict[str, PlanEntry] = {}
-    for trial in plan.trials:
-        config = trial.config
-        recipe = json.dumps(config.model_dump(
-            mode="json", exclude={"experiment", "schedule", "selection", "epochs", "seed"}),
-            sort_keys=True)
-        entries.setdefault(trial.experiment,
-                           PlanEntry(config.schedule, config.selection, config.epochs, recipe))
-    return entries
 
 
 def _trial_threads(plan: Plan) -> int:

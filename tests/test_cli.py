@@ -38,8 +38,8 @@ def _options(help_text: str) -> dict[str, str]:
 
 
 def test_the_commands_are_the_documented_ones() -> None:
-    assert COMMANDS == ["demo", "list", "report", "resume", "schedules", "status", "submit",
-                        "train"]
+    assert COMMANDS == ["demo", "download", "list", "report", "resume", "schedules", "status",
+                        "submit", "train"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
