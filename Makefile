@@ -8,7 +8,7 @@ export RAY_USAGE_STATS_ENABLED := 0
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install demo test lint bench browser clean
+.PHONY: install demo test lint bench browser clean docs
 
 install: $(STAMP)
 
@@ -50,5 +50,11 @@ browser:
 	    || echo "make browser: apt-get failed; the browser test will skip"; \
 	fi
 
+# docs/reliability.md's bad-input table, from the real output (tests/test_docs.py checks it).
+docs: $(STAMP)
+	$(BIN)/python -m tests.docs_tables
+
+# Everything the demo and the README's commands make: runs/ (storage, MLflow store,
+# reports), mlruns/ (MLflow's artifacts), report/.
 clean:
-	rm -rf runs mlruns.db .pytest_cache
+	rm -rf runs mlruns mlruns.db report .pytest_cache

@@ -1,7 +1,8 @@
 """The ``lessdata`` command: parse, call a library function, return an exit code.
 
-Every error a user can cause is one line on stderr and exit code 2. Heavy modules
-(torch, ray, mlflow) are imported inside the commands that need them.
+Every error a user can cause is one line on stderr; the exit code says whose it was
+(``orchestrator.exits``). Heavy modules (torch, ray, mlflow) are imported inside the
+commands that need them.
 """
 
 from __future__ import annotations
@@ -11,70 +12,150 @@ import json
 import logging
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, NoReturn
 
-from trainers.errors import LessdataError
+from orchestrator import exits, secrets
+from orchestrator.preflight import DEVICE_CHOICES
+from trainers.config import DATASETS, SELECTIONS
+from trainers.errors import ConfigError, LessdataError
 
-__all__ = ["main"]
+__all__ = ["build_parser", "device_choice", "main"]
 
-EXIT_USAGE = 2
+DESCRIPTION = """\
+lessdata trains image classifiers on a scheduled fraction of their data (the data
+selection stage of Sanderson & Kalganova, 2022) and runs grids of such experiments as
+Ray Tune trials tracked in MLflow.
+
+examples:
+  lessdata schedules --epochs 300 --train-size 60000     # every experiment's schedule
+  lessdata submit demo --dry-run                         # what a grid would run and cost
+  lessdata submit demo && lessdata report demo           # run it locally, then its table
+"""
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown where there is one to show (not None, not a flag's False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a bad argument as one line, exit code 2."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(exits.USAGE, f"{self.prog}: error: {message}\n")
+
+
+def device_choice(value: str) -> str:
+    """``--device``: auto, cpu, cuda or cuda:N (whether it exists is checked later)."""
+    from orchestrator.preflight import check_device_name
+
+    try:
+        check_device_name(value)
+    except ConfigError:
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {value!r} (choose from {DEVICE_CHOICES})") from None
+    return value
+
+
+def _package_version() -> str:
+    try:
+        return version("lessdata")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _add_schedules(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("schedules", help="list the registered experiments and their schedules")
-    p.add_argument("--epochs", type=int, default=300)
-    p.add_argument("--train-size", type=int, default=60_000)
+    p = sub.add_parser("schedules", help="list the registered experiments and their schedules",
+                       description="List every registered experiment: its schedule, its "
+                       "source (paper or ours) and its evaluations.")
+    p.add_argument("--epochs", type=int, default=300, help="epochs E of a run")
+    p.add_argument("--train-size", type=int, default=60_000, help="training images N")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_cmd_schedules)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="run one experiment in-process (no Ray)")
+    p = sub.add_parser("train", help="run one experiment in-process (no Ray, no MLflow)",
+                       description="Train one experiment in this process and print each epoch.")
     p.add_argument("--experiment", default="Benchmark", help="Benchmark, E1 ... E20")
     p.add_argument("--schedule", help="a custom schedule as JSON, e.g. "
                    '\'{"method": "data_step", "d": 0.5, "e": 0.5}\' (overrides --experiment)')
-    p.add_argument("--dataset", default="digits", help="mnist, cifar10, smallnorb, digits")
-    p.add_argument("--data-dir", type=Path)
-    p.add_argument("--epochs", type=int, default=300)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--selection", default="fixed",
-                   help="fixed, per_epoch, stratified, loss_soft, hardest, easiest, forgetting")
-    p.add_argument("--batch-size", type=int, default=120)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--dataset", default="digits", choices=DATASETS, help="data set")
+    p.add_argument("--data-dir", type=Path,
+                   help="folder holding the data set's files (not needed for digits)")
+    p.add_argument("--epochs", type=int, default=300, help="epochs E")
+    p.add_argument("--seed", type=int, default=0, help="run seed (init, order, selection)")
+    p.add_argument("--selection", default="fixed", choices=SELECTIONS,
+                   help="which samples the scheduled fraction keeps")
+    p.add_argument("--batch-size", type=int, default=120, help="images per step")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier of the model")
-    p.add_argument("--heads", type=int, default=1, choices=(1, 3))
+    p.add_argument("--heads", type=int, default=1, choices=(1, 3), help="capsule heads")
     p.add_argument("--train-subset", type=int, help="train on a fixed subset of this many images")
     p.add_argument("--test-subset", type=int, help="evaluate on a fixed subset of this many")
-    p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="fp32", choices=("fp32", "tf32", "bf16"))
-    p.add_argument("--compile", action="store_true")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    p.add_argument("--device", default="auto", type=device_choice,
+                   help=f"{DEVICE_CHOICES} (auto: a GPU if there is one)")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="arithmetic of the forward pass")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--threads", type=int, help="torch threads on CPU (default: torch's)")
     p.add_argument("--country", default="GBR", help="ISO 3166 alpha-3 code for codecarbon")
     p.add_argument("--no-emissions", action="store_true", help="skip codecarbon (estimate only)")
-    p.add_argument("--output-dir", type=Path, default=Path("runs/train"))
+    p.add_argument("--output-dir", type=Path, default=Path("runs/train"),
+                   help="where the checkpoint and emissions files go")
     p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     p.set_defaults(run=_cmd_train)
 
 
+def _add_download(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("download", help="fetch a data set's official files (md5-checked)",
+                       description="Fetch a data set's official files with torchvision's "
+                       "downloaders (smallNORB: from the NYU page), check them, and print "
+                       "the folder to pass as --data-dir. Files already there are kept.")
+    p.add_argument("dataset", choices=DATASETS, help="the data set")
+    p.add_argument("--data-dir", type=Path, help="where to put it (default: "
+                   "$LESSDATA_DATA_DIR or ~/.cache/lessdata)")
+    p.set_defaults(run=_cmd_download)
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from trainers.data import download_dataset
+
+    root = download_dataset(args.dataset, args.data_dir)
+    print(f"{args.dataset}: ready in {root} (pass --data-dir {root})")
+    return exits.DONE
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="lessdata", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    epilog = textwrap.fill(exits.EPILOG, 88, subsequent_indent="  ")
+    parser = _Parser(prog="lessdata", description=DESCRIPTION, epilog=epilog)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    parser.add_argument("--version", action="version",
+                        version=f"lessdata {_package_version()}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND",
+                                title="commands")
     _add_schedules(sub)
     _add_train(sub)
+    _add_download(sub)
     from orchestrator.commands import add_commands  # submit, resume, status, report, demo
 
     add_commands(sub)
+    for command in sub.choices.values():
+        command.epilog = epilog
     return parser
 
 
@@ -136,7 +217,10 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     config = train_config_from_args(args)
+    from orchestrator.preflight import check_local_device
     from trainers.run import run_training
+
+    check_local_device(config.device)  # before any data is read
 
     def show(result: Any, _trainer: Any) -> None:
         print(
@@ -170,21 +254,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command is None:  # bare `lessdata`: the usage and the commands, exit 2
+        parser.print_help(sys.stderr)
+        return exits.USAGE
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    try:
-        return int(args.run(args))
-    except LessdataError as exc:
-        print(f"lessdata {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except json.JSONDecodeError as exc:
-        print(f"lessdata {args.command}: error: invalid JSON: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"lessdata {args.command}: interrupted", file=sys.stderr)
-        return 130
+    with exits.sigterm_as_interrupt() as terminated:
+        try:
+            secrets.apply_secret_files()
+            code = int(args.run(args))
+            # SIGTERM reached Tune as a stop: the summary is printed, the code says why.
+            return exits.TERMINATED if code and terminated.received else code
+        except LessdataError as exc:
+            print(f"lessdata {args.command}: error: {exc}", file=sys.stderr)
+            return exits.code_for(exc)
+        except json.JSONDecodeError as exc:
+            print(f"lessdata {args.command}: error: invalid JSON: {exc}", file=sys.stderr)
+            return exits.USAGE
+        except KeyboardInterrupt:
+            how = "terminated (SIGTERM)" if terminated.received else "interrupted"
+            print(f"lessdata {args.command}: {how}", file=sys.stderr)
+            return exits.TERMINATED if terminated.received else exits.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 code  meaning
 ====  =====================================================================
 0     done: every trial finished (or nothing was left to do)
-1     trials failed or stayed unfinished (``lessdata resume NAME`` finishes them)
+1     trials failed, or tracking writes were lost (``lessdata resume NAME``)
 2     the input was wrong: flags, the grid file, a value (nothing was started)
 3     the environment was wrong: tracking server, cluster, data files, device,
       storage, or another driver running the grid (nothing was started)
@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -33,6 +34,7 @@ __all__ = [
     "TRIALS_FAILED",
     "USAGE",
     "code_for",
+    "reclaim_sigterm",
     "sigterm_as_interrupt",
 ]
 
@@ -43,9 +45,10 @@ ENVIRONMENT = 3
 INTERRUPTED = 130
 TERMINATED = 143
 
-EPILOG = ("exit codes: 0 done; 1 trials failed or unfinished; 2 wrong input (flags, grid, "
-          "values); 3 wrong environment (tracking server, cluster, data, device, storage, "
-          "another driver); 130 interrupted; 143 terminated (SIGTERM)")
+EPILOG = ("exit codes: 0 done; 1 trials failed; 2 wrong input (flags, grid, values); "
+          "3 wrong environment (tracking server, cluster, data, device, storage, another "
+          "driver); 130 interrupted (Ctrl-C), 143 terminated (SIGTERM): `lessdata resume "
+          "NAME` finishes the unfinished trials")
 
 
 def code_for(exc: LessdataError) -> int:
@@ -75,8 +78,26 @@ def sigterm_as_interrupt() -> Iterator[Terminated]:
         # Tune's own SIGINT handler (when installed) stops the experiment cleanly.
         os.kill(os.getpid(), signal.SIGINT)
 
+    global _handler
     previous = signal.signal(signal.SIGTERM, handler)
+    _handler = handler
     try:
         yield state
     finally:
+        _handler = None
         signal.signal(signal.SIGTERM, previous)
+
+
+_handler: Callable[[int, FrameType | None], None] | None = None
+"""The SIGTERM handler of the innermost ``sigterm_as_interrupt`` (None outside one)."""
+
+
+def reclaim_sigterm() -> None:
+    """Put ``sigterm_as_interrupt``'s handler back after a library replaced it.
+
+    ``ray.init`` sets its own SIGTERM handlers (a Python one that exits, and its core
+    worker's C-level crash reporter that aborts): called after it, SIGTERM again stops
+    Tune as Ctrl-C does. A no-op outside ``sigterm_as_interrupt`` or off the main thread.
+    """
+    if _handler is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _handler)

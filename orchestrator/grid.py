@@ -10,6 +10,7 @@ settings. Unknown keys are errors.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -281,8 +282,9 @@ def shipped_grids() -> dict[str, Path]:
     }
 
 
-def load_grid(ref: str | Path, **overrides: Any) -> Grid:
-    """A shipped grid's name or a YAML path -> validated Grid (with CLI overrides applied)."""
+def load_grid(ref: str | Path, sets: Sequence[str] = (), **overrides: Any) -> Grid:
+    """A shipped grid's name or a YAML path -> validated Grid (with CLI overrides applied;
+    ``sets`` are ``--set KEY=VALUE`` items, written in before the flags)."""
     path = Path(ref)
     shipped = shipped_grids()
     if not path.suffix and str(ref) in shipped:
@@ -296,13 +298,17 @@ def load_grid(ref: str | Path, **overrides: Any) -> Grid:
     raw = read_yaml_file(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a grid file must be a YAML mapping, got {type(raw).__name__}")
+    if sets:
+        from orchestrator.overrides import apply_sets
+
+        raw = apply_sets(raw, sets)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if "data_dir" in overrides:  # the command line's folder wins over the file's
         placement = raw.get("placement")
         placement = placement if isinstance(placement, dict) else {}
         raw["placement"] = {**placement, "data_dir": overrides.pop("data_dir")}
     raw.update(overrides)
-    grid = parse_model(Grid, raw, where=str(path))
+    grid = parse_model(Grid, raw, where=str(path) + (" with --set" if sets else ""))
     # Expanding checks every trial's full TrainConfig too, before any compute.
     grid.trials()
     return grid

@@ -26,14 +26,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from orchestrator.coincide import Coincidence, PlanEntry, find_identical
 from orchestrator.grid import NAME, Grid, TrialSpec, load_grid, slug
 from orchestrator.order import interleave
-from orchestrator.preflight import check_tracking
+from orchestrator.overrides import select_experiments
+from orchestrator.preflight import check_grid_device, check_tracking
 from orchestrator.record import default_tracking_uri
 from trainers.data import check_dataset
 from trainers.errors import ConfigError
 
 __all__ = ["Plan", "PlanOptions", "default_storage", "identical_schedules", "make_plan",
-           "plan_diff", "plan_path", "read_plan", "storage_name", "tracking_uri_of",
-           "write_plan"]
+           "plan_diff", "plan_path", "read_plan", "resolve_plan", "storage_name",
+           "tracking_uri_of", "write_plan"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,12 @@ class PlanOptions:
     name: str | None = None
     storage: Path | None = None
     system_metrics: bool = False
+    sets: tuple[str, ...] = ()
+    """``--set KEY=VALUE`` items, applied to the grid file in order."""
+    only: tuple[str, ...] = ()
+    """``--only``: the experiments kept (empty: all)."""
+    benchmark: bool = True
+    """False for ``--no-benchmark``."""
 
 
 class Plan(BaseModel):
@@ -63,6 +70,11 @@ class Plan(BaseModel):
     storage: Path
     address: str | None = None
     system_metrics: bool = False
+    sets: list[str] = []
+    """The ``--set`` items the grid was submitted with (already in ``grid``)."""
+    only: list[str] = []
+    """The ``--only`` experiments (already applied to ``grid``; empty: all)."""
+    benchmark: bool = True
     trials: list[TrialSpec]
     """The trials that run: one per experiment x seed, none for an alias."""
     identical: list[Coincidence] = []
@@ -79,12 +91,25 @@ def default_storage() -> Path:
 
 def make_plan(options: PlanOptions) -> Plan:
     """Validate the grid, its data and the tracking server; nothing is started."""
+    plan = resolve_plan(options)
+    check_dataset(plan.grid.dataset, plan.grid.placement.data_dir)
+    check_tracking(plan.tracking_uri)
+    return plan
+
+
+def resolve_plan(options: PlanOptions) -> Plan:
+    """The plan of ``options``, validated as a grid; neither data nor server is touched."""
     if options.seeds is not None and options.seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {options.seeds}")
     if options.epochs is not None and options.epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {options.epochs}")
-    grid = load_grid(options.grid, dataset=options.dataset, seeds=options.seeds,
-                     epochs=options.epochs, data_dir=options.data_dir)
+    grid = load_grid(options.grid, sets=options.sets, dataset=options.dataset,
+                     seeds=options.seeds, epochs=options.epochs, data_dir=options.data_dir)
+    if options.only or not options.benchmark:
+        declared = grid.experiments + [c.name for c in grid.custom]
+        only = options.only or tuple(n for n in declared if n != "Benchmark")
+        grid = select_experiments(grid, only, options.benchmark)
+    check_grid_device(grid.placement.device, grid.resources.gpu)
     data_dir = grid.placement.data_dir
     if data_dir is not None and not data_dir.is_absolute():
         # Trials run in Ray's worker folders: a relative path means the driver's folder.
@@ -96,9 +121,7 @@ def make_plan(options: PlanOptions) -> Plan:
     name = options.name or grid.name
     if options.dataset and not options.name and options.dataset != _file_dataset(options.grid):
         name = f"{grid.name}-{options.dataset}"
-    check_dataset(grid.dataset, grid.placement.data_dir)
     uri = options.tracking_uri or default_tracking_uri()
-    check_tracking(uri)
     storage = (options.storage or default_storage()).resolve()
     every = grid.trials(name)
     identical = identical_schedules(grid, every)
@@ -114,7 +137,8 @@ def make_plan(options: PlanOptions) -> Plan:
     trials = interleave(trials, grid.order_seed)
     return Plan(name=name, grid=grid, tracking_uri=uri, storage=storage,
                 address=options.address, system_metrics=options.system_metrics,
-                trials=trials, identical=identical)
+                sets=list(options.sets), only=list(options.only),
+                benchmark=options.benchmark, trials=trials, identical=identical)
 
 
 # What a trial's training depends on besides its name, schedule and seed: the schedule is

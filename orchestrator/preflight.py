@@ -9,17 +9,21 @@ import base64
 import json
 import logging
 import os
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainers.errors import ClusterError, TrackingError
+from trainers.errors import ClusterError, ConfigError, DeviceError, TrackingError
 
 if TYPE_CHECKING:
     from orchestrator.grid import Resources
 
-__all__ = ["check_resources", "check_tracking", "connect_ray", "require_store"]
+__all__ = ["DEVICE_CHOICES", "check_device_name", "check_grid_device", "check_local_device",
+           "check_resources", "check_tracking", "connect_ray", "require_store"]
+
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N"
 
 
 # Database schemes MLflow's SQLAlchemy store takes, and the driver each needs (its extra).
@@ -141,6 +145,9 @@ def connect_ray(address: str | None, num_cpus: int | None = None) -> None:
             ) from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterError(f"cannot connect to Ray at {address or 'local'}: {first}") from None
+    from orchestrator.exits import reclaim_sigterm
+
+    reclaim_sigterm()  # ray.init took SIGTERM over: the CLI stops Tune on it, as on Ctrl-C
 
 
 _H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
@@ -218,3 +225,35 @@ def check_resources(want: Resources) -> None:
         f"no node of the cluster can run one trial: it asks cpu={want.cpu:g} gpu={want.gpu:g}"
         f"{node_type}; nodes have {have}"
     )
+
+
+def check_device_name(device: str) -> None:
+    """auto, cpu, cuda or cuda:N; ConfigError naming the choices otherwise."""
+    if device not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", device):
+        raise ConfigError(f"invalid device {device!r} (choose from {DEVICE_CHOICES})")
+
+
+def check_grid_device(device: str | None, gpu: float) -> None:
+    """A grid's device must be a known name, and ``cuda`` needs GPUs asked of Ray (a
+    trial sees only the GPUs it asks for)."""
+    if device is None:
+        return
+    check_device_name(device)
+    if device.startswith("cuda") and gpu <= 0:
+        raise ConfigError(f"placement.device {device!r} needs resources.gpu > 0: a trial sees "
+                          "only the GPUs it asks Ray for")
+
+
+def check_local_device(device: str) -> None:
+    """``cuda`` / ``cuda:N`` must exist on this machine (checked before any data is read)."""
+    check_device_name(device)
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(device.partition(":")[2] or 0)
+    if index >= count:
+        have = f"{count} GPU(s) (cuda:0 .. cuda:{count - 1})" if count else "no GPU"
+        raise DeviceError(f"--device {device}: this machine has {have}; use --device cpu "
+                          "or auto")

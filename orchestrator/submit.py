@@ -2,7 +2,7 @@
 
 Runs on the driver. Order: grid -> data files -> tracking server -> cluster resources
 -> plan record -> MLflow runs found -> Ray Tune. Anything wrong before Tune starts raises
-a LessdataError (one line, exit 2) and no trial, no run, no checkpoint exists yet.
+a LessdataError (one line, exit 2 or 3) and no trial, no run, no checkpoint exists yet.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from trainers import cifar, mnist, smallnorb, svhn, torchvision_sets
-from trainers.errors import ConfigError
+from trainers.errors import ConfigError, DataError, MissingDataError
 
 if TYPE_CHECKING:  # imported where tensors are made: the driver only checks files
     import torch
@@ -29,6 +29,7 @@ __all__ = [
     "DatasetInfo",
     "Split",
     "check_dataset",
+    "download_dataset",
     "dataset_info",
     "default_data_dir",
     "load_dataset",
@@ -162,7 +163,38 @@ def check_dataset(name: str, data_dir: Path | None) -> None:
     """
     dataset_info(name)
     if name in _FILES:
-        _FILES[name].check(_resolve(data_dir))
+        _check(name, _resolve(data_dir))
+
+
+def _check(name: str, root: Path) -> None:
+    """``name``'s files in ``root``; a missing one's error names the command that fetches it."""
+    try:
+        _FILES[name].check(root)
+    except MissingDataError as exc:
+        raise MissingDataError(f"{exc}; fetch it with: lessdata download {name} "
+                               f"--data-dir {root}") from None
+
+
+def download_dataset(name: str, data_dir: Path | None) -> Path:
+    """Fetch ``name``'s official files into ``data_dir`` unless they are there (the
+    downloaders check md5s), then check them; the folder. ``digits`` is embedded: nothing
+    to fetch. A failed download (no network) is one ``DataError`` line."""
+    dataset_info(name)
+    root = _resolve(data_dir)
+    if name == "digits":
+        return root
+    files = _FILES[name]
+    if not files.present(root):
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            files.download(root)
+        except (OSError, RuntimeError) as exc:  # URLError is an OSError; torchvision's
+            text = " ".join(str(getattr(exc, "reason", None) or exc).split())
+            reason = text if len(text) <= 200 else text[:199] + "…"
+            raise DataError(f"cannot download {name} into {root} (no network?): "
+                            f"{reason}") from None
+    _check(name, root)
+    return root
 
 
 def load_dataset(
@@ -179,7 +211,7 @@ def load_dataset(
     if download and not files.present(root):
         root.mkdir(parents=True, exist_ok=True)
         files.download(root)
-    files.check(root)
+    _check(name, root)
     train, test = files.load(root)
     return Split(*train), Split(*test)
 

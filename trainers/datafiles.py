@@ -12,7 +12,7 @@ import zlib
 from io import BufferedIOBase
 from pathlib import Path
 
-from trainers.errors import DataError
+from trainers.errors import DataError, MissingDataError
 
 __all__ = [
     "check_size",
@@ -30,9 +30,8 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 def missing_error(path: Path, what: str) -> DataError:
     """The one error for a dataset file that is not there."""
-    return DataError(
-        f"{path}: missing (expected the official {what} file; see docs/data.md or pass --download)"
-    )
+    return MissingDataError(f"{path}: missing (expected the official {what} file; "
+                            "see docs/data.md)")
 
 
 def find_file(path: Path, what: str) -> Path:

@@ -1,7 +1,8 @@
 """The one exception root of lessdata, and its kinds.
 
 Every error a user can cause (bad config, missing data, unreachable server) is a
-``LessdataError``; the CLI turns it into one line on stderr and exit code 2.
+``LessdataError``; the CLI turns it into one line on stderr and an exit code: 2 for a
+``ConfigError`` (the input), 3 for the others (the environment; ``orchestrator.exits``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ __all__ = [
     "ClusterError",
     "ConfigError",
     "DataError",
+    "DeviceError",
     "LessdataError",
+    "MissingDataError",
     "StorageError",
     "TrackingError",
 ]
@@ -39,6 +42,14 @@ class ClusterError(LessdataError):
 
 class BusyError(LessdataError):
     """Another live driver is running the same grid (its lease has not expired)."""
+
+
+class DeviceError(LessdataError):
+    """The device asked for is not on this machine (``cuda`` without a GPU)."""
+
+
+class MissingDataError(DataError):
+    """A dataset file is not there at all (``lessdata download`` fetches it)."""
 
 
 class StorageError(LessdataError):

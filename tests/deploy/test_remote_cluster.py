@@ -167,7 +167,7 @@ def test_a_client_without_mlflow_credentials_stops_at_once(
                   secured.ray.address, "--tracking-uri", secured.mlflow.uri,
                   "--storage", str(tmp_path / "store"), cwd=tmp_path,
                   env={**RAY_TOKEN, **credentials}, timeout=120)
-    assert out.returncode == 2, out.stderr[-3000:]
+    assert out.returncode == 3, out.stderr[-3000:]  # the environment: exit 3
     line = _one_error_line(out.stderr)
     assert "HTTP 401" in line and needle in line, line
     assert _trial_runs(secured.mlflow.uri, "remote-no-mlflow") == []
@@ -188,7 +188,7 @@ def test_a_driver_without_the_ray_token_stops_with_one_line(
     out = run_cli("submit", str(secured.grid), "--name", f"remote-no-token-{mode}",
                   "--tracking-uri", secured.mlflow.uri, "--storage", str(tmp_path / "store"),
                   cwd=tmp_path, env=env, timeout=180)
-    assert out.returncode == 2, out.stderr[-3000:]
+    assert out.returncode == 3, out.stderr[-3000:]  # the environment: exit 3
     line = _one_error_line(out.stderr)
     assert "refused this driver's authentication token" in line, line
     assert "RAY_AUTH_MODE=token" in line and "RAY_AUTH_TOKEN" in line, line
@@ -204,6 +204,6 @@ def test_token_mode_without_any_token_stops_at_once(
     out = run_cli("submit", str(secured.grid), "--name", "remote-token-missing", "--address",
                   secured.ray.address, "--tracking-uri", secured.mlflow.uri,
                   "--storage", str(tmp_path / "store"), cwd=tmp_path, env=env, timeout=120)
-    assert out.returncode == 2, out.stderr[-3000:]
+    assert out.returncode == 3, out.stderr[-3000:]  # the environment: exit 3
     line = _one_error_line(out.stderr)
     assert "refused this driver's authentication token" in line, line

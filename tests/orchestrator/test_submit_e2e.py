@@ -221,23 +221,26 @@ def test_resume_runs_the_plan_not_the_edited_grid_file(submitted: dict,
 
 
 @pytest.mark.parametrize(
-    ("change", "needle"),
+    ("change", "needle", "code"),
     [
-        ({"experiments": ["Benchmark", "E42"]}, "unknown experiment 'E42'"),
-        ({"epochs": 0}, "epochs"),
-        ({"unknown_key": 1}, "unknown_key"),
-        ({"resources": {"cpu": 1, "gpu": 1}}, "no node of the cluster can run one trial"),
-        ({"resources": {"cpu": 64}}, "no node of the cluster can run one trial"),
+        ({"experiments": ["Benchmark", "E42"]}, "unknown experiment 'E42'", 2),
+        ({"epochs": 0}, "epochs", 2),
+        ({"unknown_key": 1}, "unknown_key", 2),
+        # The cluster cannot run it: the environment, exit 3.
+        ({"resources": {"cpu": 1, "gpu": 1}}, "no node of the cluster can run one trial", 3),
+        ({"resources": {"cpu": 1, "gpu": 1}, "placement": {"device": "cuda"}},
+         "no node of the cluster can run one trial", 3),
+        ({"resources": {"cpu": 64}}, "no node of the cluster can run one trial", 3),
     ],
 )
-def test_bad_grids_exit_2_before_any_run(tmp_path: Path, mlflow_server: MlflowServer,
-                                         local_ray: RayCluster, change: dict,
-                                         needle: str) -> None:
+def test_bad_grids_refused_before_any_run(tmp_path: Path, mlflow_server: MlflowServer,
+                                          local_ray: RayCluster, change: dict,
+                                          needle: str, code: int) -> None:
     name = f"bad-{free_port()}"
     grid = _write(tmp_path / "g.yaml", {**GRID, "name": name, **change})
     out = run_cli("submit", str(grid), "--tracking-uri", mlflow_server.uri, "--address",
                   local_ray.address, "--storage", str(tmp_path / "store"), cwd=tmp_path)
-    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.returncode == code, out.stderr[-2000:]
     error_lines = [line for line in out.stderr.splitlines() if "error:" in line]
     assert len(error_lines) == 1 and needle in error_lines[0], out.stderr[-2000:]
     assert "Traceback" not in out.stderr
@@ -254,6 +257,6 @@ def test_malformed_yaml_and_unreachable_server(tmp_path: Path) -> None:
     good = _write(tmp_path / "g.yaml", GRID)
     dead = f"http://127.0.0.1:{free_port()}"
     out = run_cli("submit", str(good), "--tracking-uri", dead, cwd=tmp_path)
-    assert out.returncode == 2 and "unreachable" in out.stderr, out.stderr
+    assert out.returncode == 3 and "unreachable" in out.stderr, out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.pt"))
