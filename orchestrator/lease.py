@@ -4,7 +4,8 @@
 keep it until they exit. A second driver of the same grid is refused in one line that
 names the holder (host, pid, since when). A driver that died stops renewing: once its
 heartbeat is older than ``ttl_s`` the lease has expired and the next driver takes it over,
-no manual unlock needed.
+no manual unlock needed; a holder on the same host whose process is gone is taken over at
+once.
 
 Every change of the lease file happens under an exclusive ``flock`` of a lock file beside
 it (POSIX; NFS v4 and the CSI volumes of docs/deploy.md honour it), so two drivers can
@@ -86,7 +87,7 @@ class Lease:
         with self._locked():
             held = self.read()
             if held is not None and held.token != self.token:
-                if now - held.heartbeat <= self.ttl_s:
+                if now - held.heartbeat <= self.ttl_s and not _dead_here(held):
                     raise BusyError(f"{what} is being run by another driver ({held.describe()}); "
                                     f"wait for it, or stop it (its lease expires "
                                     f"{self.ttl_s:.0f} s after it stops)")
@@ -107,6 +108,20 @@ class Lease:
             held = self.read()
             if held is not None and held.token == self.token:
                 self.path.unlink(missing_ok=True)
+
+
+def _dead_here(held: LeaseRecord) -> bool:
+    """A holder on this host whose process is gone (SIGKILLed, say): no need to wait for
+    its lease to expire. Holders on other hosts are judged by their heartbeat alone."""
+    if held.host != socket.gethostname():
+        return False
+    try:
+        os.kill(held.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 @contextmanager

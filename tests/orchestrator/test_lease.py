@@ -31,6 +31,7 @@ while time.time() < start_at:
 try:
     Lease(path, ttl_s=60).acquire("grid g")
     print("WON", flush=True)
+    time.sleep(3)  # alive while the other tries: a dead holder here is taken over at once
 except BusyError as exc:
     print("LOST", exc, flush=True)
 """
@@ -76,13 +77,24 @@ def test_live_holder_refuses_then_dead_holder_expires(tmp_path: Path) -> None:
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    with pytest.raises(BusyError):  # dead, but not yet expired
-        Lease(path, ttl_s=2.0).acquire("grid g")
-    time.sleep(2.2)
+    # dead on this host: taken over at once, no manual unlock
     taker = Lease(path, ttl_s=2.0)
-    taker.acquire("grid g")  # no manual unlock
+    taker.acquire("grid g")
     record = taker.read()
     assert record is not None and record.pid == os.getpid()
+
+
+def test_a_holder_on_another_host_is_judged_by_its_heartbeat(tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "lease.json"
+    now = time.time()
+    elsewhere = {"token": "t", "host": "another-host", "pid": 1, "since": now, "heartbeat": now}
+    path.write_text(json.dumps(elsewhere))
+    with pytest.raises(BusyError, match="host another-host"):  # its process is not ours
+        Lease(path, ttl_s=1.0).acquire("grid g")
+    time.sleep(1.2)
+    Lease(path, ttl_s=1.0).acquire("grid g")  # expired: taken over
 
 
 def test_released_on_exit_and_on_error(tmp_path: Path) -> None:
