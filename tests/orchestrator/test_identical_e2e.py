@@ -49,7 +49,7 @@ def test_e5_and_e13_run_one_trial_reported_under_both_names(
 
     out = run_cli("report", "same-schedule", "--storage", store, "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    rows = {r["experiment"]: r for r in json.loads(out.stdout)}
+    rows = {r["experiment"]: r for r in json.loads(out.stdout)["experiments"]}
     assert list(rows) == ["E5", "E13"]
     assert rows["E13"]["same_as"] == "E5" and rows["E13"]["note"] == NOTE
     assert rows["E13"]["top1_mean"] == rows["E5"]["top1_mean"]
