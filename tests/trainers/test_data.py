@@ -227,7 +227,8 @@ def test_smallnorb_through_the_registry(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["mnist", "cifar10", "smallnorb"])
 def test_empty_dir_is_missing(tmp_path: Path, name: str) -> None:
-    with pytest.raises(DataError, match="missing.*pass --download"):
+    fetch = f"missing.*fetch it with: lessdata download {name} --data-dir"
+    with pytest.raises(DataError, match=fetch):
         check_dataset(name, tmp_path)
     with pytest.raises(DataError, match="missing"):
         load_dataset(name, tmp_path)

@@ -154,7 +154,7 @@ def _rejects(name: str, root: Path, pattern: str, *, check_too: bool = True) -> 
 
 @pytest.mark.parametrize("name", NEW)
 def test_empty_dir_is_missing(tmp_path: Path, name: str) -> None:
-    _rejects(name, tmp_path, "missing.*pass --download")
+    _rejects(name, tmp_path, f"missing.*fetch it with: lessdata download {name} --data-dir")
 
 
 @pytest.mark.parametrize("name", NEW)
