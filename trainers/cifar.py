@@ -80,20 +80,21 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return found
 
 
-def read_pickle(path: Path) -> Any:
+def read_pickle(path: Path, what: str = _WHAT, name: str = "CIFAR-10") -> Any:
     """Unpickle ``path`` allowing only NumPy array globals; any failure is a one-line DataError.
 
-    Python 2 ``str`` values (the official files) come back as ``bytes``.
+    Python 2 ``str`` values (the official files) come back as ``bytes``. ``what`` and
+    ``name`` word the errors (CIFAR-100's files share this format).
     """
     try:
         with path.open("rb") as f:
             return _RestrictedUnpickler(f, encoding="bytes").load()
     except FileNotFoundError:
-        raise missing_error(path, _WHAT) from None
+        raise missing_error(path, what) from None
     except OSError as e:
         raise DataError(f"{path}: unreadable ({type(e).__name__}: {e})") from e
     except Exception as e:  # garbage bytes can make the unpickler raise almost anything
-        raise DataError(f"{path}: not a valid CIFAR-10 pickle ({type(e).__name__}: {e})") from e
+        raise DataError(f"{path}: not a valid {name} pickle ({type(e).__name__}: {e})") from e
 
 
 def _field(batch: dict[Any, Any], key: str) -> Any:

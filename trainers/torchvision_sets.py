@@ -131,15 +131,7 @@ def cifar100_dir(data_dir: Path) -> Path:
 
 def _read_pickle(path: Path) -> Any:
     """Unpickle with CIFAR-10's restricted unpickler (NumPy array globals only)."""
-    try:
-        with path.open("rb") as f:
-            return cifar._RestrictedUnpickler(f, encoding="bytes").load()
-    except FileNotFoundError:
-        raise missing_error(path, _CIFAR100_WHAT) from None
-    except OSError as e:
-        raise DataError(f"{path}: unreadable ({type(e).__name__}: {e})") from e
-    except Exception as e:  # garbage bytes can make the unpickler raise almost anything
-        raise DataError(f"{path}: not a valid CIFAR-100 pickle ({type(e).__name__}: {e})") from e
+    return cifar.read_pickle(path, _CIFAR100_WHAT, "CIFAR-100")
 
 
 def _entry(record: Any, path: Path, key: str) -> Any:
