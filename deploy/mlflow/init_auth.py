@@ -21,8 +21,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from pathlib import Path
 
+import launch  # its neighbour in /opt/mlflow (and deploy/mlflow): one secret reader
 from mlflow.server.auth.config import read_auth_config
 from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
 
@@ -31,16 +31,7 @@ log = logging.getLogger("init_auth")
 
 def read_secret(variable: str) -> str | None:
     """The one line in the file named by ``variable``; None when the variable is unset."""
-    path = os.environ.get(variable)
-    if path is None:
-        return None
-    try:
-        value = Path(path).read_text().removesuffix("\n")
-    except OSError as exc:
-        sys.exit(f"init_auth: {variable}={path!r}: cannot be read ({exc.strerror or exc})")
-    if not value.strip() or "\n" in value:
-        sys.exit(f"init_auth: {variable}={path!r}: must hold one non-empty line")
-    return value
+    return None if os.environ.get(variable) is None else launch.read_secret(variable)
 
 
 def ensure_admin(store: SqlAlchemyStore, username: str) -> str:

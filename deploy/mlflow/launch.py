@@ -25,13 +25,15 @@ POSTGRES = {"host": "postgres", "port": "5432", "database": "mlflow", "user": "m
 
 
 def read_secret(variable: str) -> str:
+    """The one line in the file named by ``variable`` (also init_auth.py's reader)."""
+    who = Path(sys.argv[0]).stem or "launch"
     path = os.environ.get(variable, "")
     try:
         value = Path(path).read_text().removesuffix("\n")
     except OSError as exc:
-        sys.exit(f"launch: {variable}={path!r}: cannot be read ({exc.strerror or exc})")
+        sys.exit(f"{who}: {variable}={path!r}: cannot be read ({exc.strerror or exc})")
     if not value.strip() or "\n" in value:
-        sys.exit(f"launch: {variable}={path!r}: must hold one non-empty line")
+        sys.exit(f"{who}: {variable}={path!r}: must hold one non-empty line")
     return value
 
 
