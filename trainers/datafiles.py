@@ -11,10 +11,15 @@ import struct
 import zlib
 from io import BufferedIOBase
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trainers.errors import DataError, MissingDataError
 
+if TYPE_CHECKING:
+    import numpy as np
+
 __all__ = [
+    "check_labels",
     "check_size",
     "find_file",
     "missing_error",
@@ -131,3 +136,10 @@ def read_body(f: BufferedIOBase, path: Path, header_bytes: int, body_bytes: int)
     if got < body_bytes or extra:
         raise size_error(path, header_bytes + body_bytes, header_bytes + got + extra)
     return buf
+
+
+def check_labels(path: Path, labels: np.ndarray, num_classes: int, low: int = 0) -> None:
+    """DataError naming the first label outside ``low .. low + num_classes - 1``."""
+    if labels.size and (int(labels.min()) < low or int(labels.max()) >= low + num_classes):
+        bad = int(labels.min()) if int(labels.min()) < low else int(labels.max())
+        raise DataError(f"{path}: label {bad} out of range {low}..{low + num_classes - 1}")

@@ -11,19 +11,29 @@ import gzip
 import logging
 import math
 import struct
+from dataclasses import dataclass
 from io import BufferedIOBase
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from trainers.datafiles import check_size, find_file, open_data, read_body, read_header
+from trainers.datafiles import (
+    check_labels,
+    check_size,
+    find_file,
+    open_data,
+    read_body,
+    read_header,
+)
 from trainers.errors import DataError
 
 if TYPE_CHECKING:  # torch is imported where tensors are made: the driver only checks files
     import torch
 
 __all__ = [
+    "MNIST",
+    "IdxSet",
     "IMAGES_MAGIC",
     "LABELS_MAGIC",
     "check_mnist",
@@ -45,14 +55,13 @@ FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-_WHAT = "MNIST (IDX)"
 
 Arrays = tuple["torch.Tensor", "torch.Tensor"]
 
 
 def raw_dir(data_dir: Path) -> Path:
     """Where torchvision keeps the IDX files under the root ``data_dir``."""
-    return Path(data_dir) / "MNIST" / "raw"
+    return MNIST.raw_dir(data_dir)
 
 
 def _parse_header(f: BufferedIOBase, path: Path, magic: int) -> tuple[int, ...]:
@@ -93,58 +102,76 @@ def write_idx(path: Path, array: np.ndarray) -> None:
         Path(path).write_bytes(data)
 
 
-def _split_files(data_dir: Path, split: str) -> tuple[Path, Path]:
-    images, labels = FILES[split]
-    raw = raw_dir(data_dir)
-    return find_file(raw / images, _WHAT), find_file(raw / labels, _WHAT)
+@dataclass(frozen=True)
+class IdxSet:
+    """An MNIST-format set: 28x28 uint8 IDX images and labels in ``data_dir/folder/raw``.
 
+    MNIST itself and torchvision's FashionMNIST and KMNIST (``trainers.torchvision_sets``).
+    """
 
-def _check_split(data_dir: Path, split: str) -> tuple[Path, Path]:
-    images, labels = _split_files(data_dir, split)
-    n, h, w = idx_shape(images, IMAGES_MAGIC)
-    if (h, w) != (28, 28):
-        raise DataError(f"{images}: expected 28x28 images, header says {h}x{w}")
-    (m,) = idx_shape(labels, LABELS_MAGIC)
-    if m != n:
-        raise DataError(f"{labels}: {m} labels for the {n} images in {images.name}")
-    return images, labels
+    folder: str
+    """torchvision's class name, also its folder under the root."""
+    num_classes: int = 10
 
+    @property
+    def what(self) -> str:
+        return f"{self.folder} (IDX)"
 
-def has_mnist(data_dir: Path) -> bool:
-    """Whether every MNIST file is present (plain or gz); says nothing about its content."""
-    try:
+    def raw_dir(self, data_dir: Path) -> Path:
+        return Path(data_dir) / self.folder / "raw"
+
+    def _files(self, data_dir: Path, split: str) -> tuple[Path, Path]:
+        images, labels = FILES[split]
+        raw = self.raw_dir(data_dir)
+        return find_file(raw / images, self.what), find_file(raw / labels, self.what)
+
+    def _check_split(self, data_dir: Path, split: str) -> tuple[Path, Path]:
+        images, labels = self._files(data_dir, split)
+        n, h, w = idx_shape(images, IMAGES_MAGIC)
+        if (h, w) != (28, 28):
+            raise DataError(f"{images}: expected 28x28 images, header says {h}x{w}")
+        (m,) = idx_shape(labels, LABELS_MAGIC)
+        if m != n:
+            raise DataError(f"{labels}: {m} labels for the {n} images in {images.name}")
+        return images, labels
+
+    def present(self, data_dir: Path) -> bool:
+        """Whether every file is present (plain or gz); says nothing about its content."""
+        try:
+            for split in FILES:
+                self._files(data_dir, split)
+        except DataError:
+            return False
+        return True
+
+    def check(self, data_dir: Path) -> None:
+        """Cheap pre-flight: all four files present, magic, dims and size right."""
         for split in FILES:
-            _split_files(data_dir, split)
-    except DataError:
-        return False
-    return True
+            self._check_split(data_dir, split)
+
+    def download(self, data_dir: Path) -> None:
+        """torchvision's downloader for this set (both splits, md5 checked)."""
+        import torchvision.datasets
+
+        log.info("downloading %s to %s", self.folder, self.raw_dir(data_dir))
+        getattr(torchvision.datasets, self.folder)(str(data_dir), train=True, download=True)
+
+    def _load_split(self, data_dir: Path, split: str) -> Arrays:
+        import torch
+
+        images_path, labels_path = self._check_split(data_dir, split)
+        images = read_idx(images_path, IMAGES_MAGIC)  # [N, 28, 28]
+        labels = read_idx(labels_path, LABELS_MAGIC)  # [N]
+        check_labels(labels_path, labels, self.num_classes)
+        return torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long()
+
+    def load(self, data_dir: Path) -> tuple[Arrays, Arrays]:
+        """((train images [N,1,28,28] uint8, labels [N] int64), (test ...))."""
+        return self._load_split(data_dir, "train"), self._load_split(data_dir, "test")
 
 
-def check_mnist(data_dir: Path) -> None:
-    """Cheap pre-flight: all four files present, magic, dims and size right."""
-    for split in FILES:
-        _check_split(data_dir, split)
-
-
-def download_mnist(data_dir: Path) -> None:
-    """Download the official files into ``data_dir/MNIST/raw`` (torchvision checks md5s)."""
-    from torchvision.datasets import MNIST
-
-    log.info("downloading MNIST to %s", raw_dir(data_dir))
-    MNIST(str(data_dir), train=True, download=True)
-
-
-def _load_split(data_dir: Path, split: str) -> Arrays:
-    import torch
-
-    images_path, labels_path = _check_split(data_dir, split)
-    images = read_idx(images_path, IMAGES_MAGIC)  # [N, 28, 28]
-    labels = read_idx(labels_path, LABELS_MAGIC)  # [N]
-    if labels.size and int(labels.max()) > 9:
-        raise DataError(f"{labels_path}: label {int(labels.max())} out of range 0..9")
-    return torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long()
-
-
-def load_mnist(data_dir: Path) -> tuple[Arrays, Arrays]:
-    """((train images [N,1,28,28] uint8, labels [N] int64), (test ...)) from the IDX files."""
-    return _load_split(data_dir, "train"), _load_split(data_dir, "test")
+MNIST = IdxSet("MNIST")
+has_mnist = MNIST.present
+check_mnist = MNIST.check
+download_mnist = MNIST.download
+load_mnist = MNIST.load

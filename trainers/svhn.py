@@ -15,9 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from trainers.datafiles import missing_error
+from trainers.datafiles import check_labels, missing_error
 from trainers.errors import DataError
-from trainers.torchvision_sets import check_labels
 
 if TYPE_CHECKING:  # torch is imported where tensors are made: the driver only checks files
     import torch

@@ -19,20 +19,20 @@ from __future__ import annotations
 
 import logging
 import pickle
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trainers import cifar, mnist
-from trainers.datafiles import find_file, missing_error
+from trainers import cifar
+from trainers.datafiles import check_labels, missing_error
 from trainers.errors import DataError
+from trainers.mnist import IdxSet
 
 if TYPE_CHECKING:  # torch is imported where tensors are made: the driver only checks files
     import torch
 
-__all__ = ["CIFAR100", "FASHION_MNIST", "KMNIST", "IdxSet", "check_labels", "cifar100_dir"]
+__all__ = ["CIFAR100", "FASHION_MNIST", "KMNIST", "cifar100_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -42,79 +42,8 @@ Arrays = tuple["torch.Tensor", "torch.Tensor"]
 # -- FashionMNIST, KMNIST: MNIST's IDX files in another folder -------------------------------
 
 
-@dataclass(frozen=True)
-class IdxSet:
-    """An MNIST-format set: 28x28 uint8 IDX images and labels in ``data_dir/folder/raw``."""
-
-    folder: str
-    """torchvision's class name, also its folder under the root."""
-    num_classes: int = 10
-
-    @property
-    def what(self) -> str:
-        return f"{self.folder} (IDX)"
-
-    def raw_dir(self, data_dir: Path) -> Path:
-        return Path(data_dir) / self.folder / "raw"
-
-    def _files(self, data_dir: Path, split: str) -> tuple[Path, Path]:
-        images, labels = mnist.FILES[split]
-        raw = self.raw_dir(data_dir)
-        return find_file(raw / images, self.what), find_file(raw / labels, self.what)
-
-    def _check_split(self, data_dir: Path, split: str) -> tuple[Path, Path]:
-        images, labels = self._files(data_dir, split)
-        n, h, w = mnist.idx_shape(images, mnist.IMAGES_MAGIC)
-        if (h, w) != (28, 28):
-            raise DataError(f"{images}: expected 28x28 images, header says {h}x{w}")
-        (m,) = mnist.idx_shape(labels, mnist.LABELS_MAGIC)
-        if m != n:
-            raise DataError(f"{labels}: {m} labels for the {n} images in {images.name}")
-        return images, labels
-
-    def present(self, data_dir: Path) -> bool:
-        try:
-            for split in mnist.FILES:
-                self._files(data_dir, split)
-        except DataError:
-            return False
-        return True
-
-    def check(self, data_dir: Path) -> None:
-        """Cheap pre-flight: all four files present, magic, dims and size right."""
-        for split in mnist.FILES:
-            self._check_split(data_dir, split)
-
-    def download(self, data_dir: Path) -> None:
-        """torchvision's downloader for this set (both splits, md5 checked)."""
-        import torchvision.datasets
-
-        log.info("downloading %s to %s", self.folder, self.raw_dir(data_dir))
-        getattr(torchvision.datasets, self.folder)(str(data_dir), train=True, download=True)
-
-    def _load_split(self, data_dir: Path, split: str) -> Arrays:
-        import torch
-
-        images_path, labels_path = self._check_split(data_dir, split)
-        images = mnist.read_idx(images_path, mnist.IMAGES_MAGIC)  # [N, 28, 28]
-        labels = mnist.read_idx(labels_path, mnist.LABELS_MAGIC)  # [N]
-        check_labels(labels_path, labels, self.num_classes)
-        return torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long()
-
-    def load(self, data_dir: Path) -> tuple[Arrays, Arrays]:
-        """((train images [N,1,28,28] uint8, labels [N] int64), (test ...))."""
-        return self._load_split(data_dir, "train"), self._load_split(data_dir, "test")
-
-
 FASHION_MNIST = IdxSet("FashionMNIST")
 KMNIST = IdxSet("KMNIST")
-
-
-def check_labels(path: Path, labels: np.ndarray, num_classes: int, low: int = 0) -> None:
-    """DataError naming the first label outside ``low .. low + num_classes - 1``."""
-    if labels.size and (int(labels.min()) < low or int(labels.max()) >= low + num_classes):
-        bad = int(labels.min()) if int(labels.min()) < low else int(labels.max())
-        raise DataError(f"{path}: label {bad} out of range {low}..{low + num_classes - 1}")
 
 
 # -- CIFAR-100 --------------------------------------------------------------------------------
