@@ -109,9 +109,12 @@ class MlflowServer:
     root: Path
     proc: subprocess.Popen[bytes] | None = None
 
+    launcher: tuple[str, ...] = ()
+    """A command the server is started through (deploy/mlflow/launch.py, as the images do)."""
+
     def start(self, extra_env: dict[str, str] | None = None, app: str | None = None) -> None:
         cmd = [
-            str(BIN / "mlflow"), "server",
+            *self.launcher, str(BIN / "mlflow"), "server",
             "--backend-store-uri", f"sqlite:///{self.root}/mlflow.db",
             "--artifacts-destination", str(self.root / "artifacts"),
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
@@ -134,16 +137,34 @@ class MlflowServer:
 
 @contextmanager
 def mlflow_server_at(root: Path, extra_env: dict[str, str] | None = None,
-                     app: str | None = None) -> Iterator[MlflowServer]:
+                     app: str | None = None, launcher: tuple[str, ...] = (),
+                     ) -> Iterator[MlflowServer]:
     """A started ``MlflowServer`` with its store in ``root``, always stopped."""
     port = free_port()
-    server = MlflowServer(f"http://127.0.0.1:{port}", port, root)
+    server = MlflowServer(f"http://127.0.0.1:{port}", port, root, launcher=launcher)
     root.mkdir(parents=True, exist_ok=True)
     try:
         server.start(extra_env, app)
         yield server
     finally:
         server.stop()
+
+
+AUTH_INI = """\
+[mlflow]
+default_permission = READ
+database_uri = sqlite:///{db}
+admin_username = admin
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+auth_cache_ttl_seconds = {ttl_s}
+"""
+
+
+def write_auth_ini(folder: Path, cache_ttl_s: int) -> Path:
+    """MLflow's basic-auth config (its users in ``folder``/basic_auth.db), as deploy/ has it."""
+    ini = folder / "basic_auth.ini"
+    ini.write_text(AUTH_INI.format(db=folder / "basic_auth.db", ttl_s=cache_ttl_s))
+    return ini
 
 
 @dataclass

@@ -23,24 +23,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, REPO
-from tests.services import free_port, wait_http
+from tests.conftest import REPO
+from tests.services import mlflow_server_at, write_auth_ini
 
 pytestmark = pytest.mark.slow
 
 MLFLOW_DIR = REPO / "deploy" / "mlflow"
 ADMIN_PASSWORD = "admin-" + secrets.token_urlsafe(24)
 DRIVER_PASSWORD = "driver-" + secrets.token_urlsafe(24)
-AUTH_INI = """\
-[mlflow]
-default_permission = READ
-database_uri = sqlite:///{db}
-admin_username = admin
-authorization_function = mlflow.server.auth:authenticate_request_basic_auth
-auth_cache_ttl_seconds = 0
-"""
-
-
 @dataclass
 class Stack:
     uri: str
@@ -63,14 +53,13 @@ def _clean_env() -> dict[str, str]:
 
 def run_init(env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(MLFLOW_DIR / "init_auth.py")], env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("mlflow-users")
-    ini = work / "basic_auth.ini"
-    ini.write_text(AUTH_INI.format(db=work / "auth.db"))
+    ini = write_auth_ini(work, cache_ttl_s=0)
     env = {
         **_clean_env(),
         "MLFLOW_AUTH_CONFIG_PATH": str(ini),
@@ -81,32 +70,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     assert out.returncode == 0, out.stderr
     assert "admin 'admin' created" in out.stderr and "user 'lessdata' created" in out.stderr
 
-    port = free_port()
-    server_env = {
-        **_clean_env(),  # no admin password of any kind
+    server_env = {  # no admin password of any kind: only what the server's container has
         "MLFLOW_AUTH_CONFIG_PATH": str(ini),
         "MLFLOW_FLASK_SERVER_SECRET_KEY_FILE": _secret(work, "flask", secrets.token_hex(32)),
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     }
-    cmd = [sys.executable, str(MLFLOW_DIR / "launch.py"), str(BIN / "mlflow"), "server",
-           "--backend-store-uri", f"sqlite:///{work}/mlflow.db",
-           "--artifacts-destination", str(work / "artifacts"),
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-           "--app-name", "basic-auth"]
-    log = (work / "server.log").open("w")
-    proc = subprocess.Popen(cmd, cwd=work, env=server_env, stdout=log, stderr=log,
-                            start_new_session=True)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", timeout_s=120)
-        yield Stack(f"http://127.0.0.1:{port}", work, env, proc.pid)
-    finally:
-        os.killpg(proc.pid, 15)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
-        log.close()
+    launcher = (sys.executable, str(MLFLOW_DIR / "launch.py"))
+    with mlflow_server_at(work / "mlflow", extra_env=server_env, app="basic-auth",
+                          launcher=launcher) as server:
+        assert server.proc is not None
+        yield Stack(server.uri, work, env, server.proc.pid)
 
 
 def _call(stack: Stack, method: str, path: str, body: dict | None = None,
@@ -226,8 +198,7 @@ def test_init_refuses_in_one_line(stack: Stack, change: dict[str, str], expected
 
 
 def test_a_first_start_without_the_admin_password_is_refused(tmp_path: Path) -> None:
-    ini = tmp_path / "basic_auth.ini"
-    ini.write_text(AUTH_INI.format(db=tmp_path / "auth.db"))
+    ini = write_auth_ini(tmp_path, cache_ttl_s=0)
     env = {**_clean_env(), "MLFLOW_AUTH_CONFIG_PATH": str(ini),
            "LESSDATA_MLFLOW_PASSWORD_FILE": _secret(tmp_path, "driver", DRIVER_PASSWORD)}
     out = run_init(env)

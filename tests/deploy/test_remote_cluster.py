@@ -24,6 +24,7 @@ import yaml
 from mlflow import MlflowClient
 
 from tests.conftest import MlflowServer, RayCluster, mlflow_server_at, ray_cluster, run_cli
+from tests.services import write_auth_ini
 
 pytestmark = pytest.mark.slow
 
@@ -43,16 +44,6 @@ GRID = {
     "resources": {"cpu": 1},
     "emissions": {"measure_power_secs": 1},
 }
-AUTH_INI = """\
-[mlflow]
-default_permission = READ
-database_uri = sqlite:///{db}
-admin_username = admin
-authorization_function = mlflow.server.auth:authenticate_request_basic_auth
-auth_cache_ttl_seconds = 900
-"""
-
-
 @dataclass
 class Secured:
     mlflow: MlflowServer
@@ -65,8 +56,7 @@ class Secured:
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     """MLflow with basic auth and a 2-node Ray cluster with token auth, both on 127.0.0.1."""
     work = tmp_path_factory.mktemp("remote")
-    ini = work / "basic_auth.ini"
-    ini.write_text(AUTH_INI.format(db=work / "basic_auth.db"))
+    ini = write_auth_ini(work, cache_ttl_s=900)
     mlflow_env = {
         "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(32),
         "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
