@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from orchestrator.coincide import Coincidence, PlanEntry, find_identical
 from orchestrator.grid import NAME, Grid, TrialSpec, load_grid, slug
@@ -82,6 +82,11 @@ class Plan(BaseModel):
     """The trials that run: one per experiment x seed, none for an alias."""
     identical: list[Coincidence] = []
     """Experiments that train identically: the representative's trials serve the others."""
+
+    @field_validator("storage", mode="before")
+    @classmethod
+    def _location(cls, value: Any) -> Any:
+        return storage_location(value) if isinstance(value, str | Path) else value
 
     def aliases(self) -> dict[str, Coincidence]:
         """Alias name -> its group (whose ``representative`` it is reported as)."""

@@ -164,7 +164,21 @@ class ObjectStore(Store):
 
     def __init__(self, location: str) -> None:
         self.location = location
-        self.fs, self.root = _filesystem(location)
+        self._opened: tuple[Any, str] | None = None
+
+    def _open(self) -> tuple[Any, str]:
+        # On first use: from_uri may ask the store for the bucket's region.
+        if self._opened is None:
+            self._opened = _filesystem(self.location)
+        return self._opened
+
+    @property
+    def fs(self) -> Any:
+        return self._open()[0]
+
+    @property
+    def root(self) -> str:
+        return self._open()[1]
 
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}" if key else self.root
