@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from orchestrator.lease import Lease, ObjectLease, hold_lease, lease_for
+from orchestrator.lease import Lease, LeaseRecord, ObjectLease, hold_lease, lease_for
 from orchestrator.plan import PlanOptions, plan_exists, read_plan, resolve_plan, write_plan
 from orchestrator.status import list_grids
 from orchestrator.storage import LATEST, LocalStore, ObjectStore, Store, open_store
@@ -94,11 +96,37 @@ def test_the_lease_on_a_bucket(s3_env: str, monkeypatch: pytest.MonkeyPatch) -> 
     assert first.renew()
     first.release()
     assert not open_store(s3_env + "/p").exists("leases/g.json")
-    with hold_lease(lease_for(s3_env + "/p", "leases/g.json", ttl_s=0.4), "grid g") as held:
-        taken = lease_for(s3_env + "/p", "leases/g.json", ttl_s=0.4)
+    with hold_lease(lease_for(s3_env + "/p", "leases/g.json", ttl_s=4.0), "grid g") as held:
+        taken = lease_for(s3_env + "/p", "leases/g.json", ttl_s=4.0)
         with pytest.raises(BusyError):  # alive: renewed every ttl / 4
             taken.acquire("grid g")
         assert held.renew()
+
+
+def test_two_drivers_racing_for_a_bucket_lease_leave_one_holder(
+        s3_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ObjectLease, "SETTLE_S", 1.5)
+    first = lease_for(s3_env, "leases/g.json")
+    second = lease_for(s3_env, "leases/g.json")
+    outcome: list[BaseException | None] = []
+
+    def take() -> None:
+        try:
+            first.acquire("grid g")
+            outcome.append(None)
+        except BusyError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    time.sleep(0.5)
+    # The second driver had read the lease free before the first one wrote it, and
+    # writes its own record now, while the first waits to read its record back.
+    now = time.time()
+    second._write(LeaseRecord(second.token, "elsewhere", 1, now, now))
+    thread.join()
+    assert isinstance(outcome[0], BusyError), outcome
+    assert second.renew() and not first.renew()
 
 
 def test_an_expired_bucket_lease_is_taken_over(s3_env: str,
@@ -110,8 +138,6 @@ def test_an_expired_bucket_lease_is_taken_over(s3_env: str,
     record = open_store(s3_env).read_bytes("leases/g.json").replace(
         b'"host": "', b'"host": "elsewhere-')
     open_store(s3_env).write_bytes("leases/g.json", record)
-    import time
-
     time.sleep(0.3)
     new = lease_for(s3_env, "leases/g.json", ttl_s=0.1)
     new.acquire("grid g")
