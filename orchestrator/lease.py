@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from orchestrator.storage import LocalStore, Store, open_store
-from trainers.errors import BusyError
+from trainers.errors import BusyError, StorageError
 
 __all__ = ["Lease", "LeaseRecord", "ObjectLease", "hold_lease", "lease_for"]
 
@@ -196,7 +196,7 @@ def hold_lease(where: Path | Lease, what: str, ttl_s: float = TTL_S) -> Iterator
                 if not lease.renew():
                     log.error("the lease of %s was taken over by another driver", what)
                     return
-            except OSError as exc:  # storage away for a moment: try again next beat
+            except (OSError, StorageError) as exc:  # storage away: try again next beat
                 log.warning("could not renew the lease of %s: %s", what, exc)
 
     thread = threading.Thread(target=beat, daemon=True, name="lessdata-lease")

@@ -33,6 +33,7 @@ import os
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -183,23 +184,39 @@ class ObjectStore(Store):
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}" if key else self.root
 
+    @contextlib.contextmanager
+    def _failing(self, what: str, key: str) -> Iterator[None]:
+        """pyarrow's errors (no such bucket, refused, denied) as one StorageError line;
+        a missing key stays a FileNotFoundError."""
+        try:
+            yield
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+            raise StorageError(f"cannot {what} the storage at {self.location}/{key}: {first}"
+                               ) from None
+
     def read_bytes(self, key: str) -> bytes:
-        with self.fs.open_input_stream(self._path(key)) as src:
+        with self._failing("read", key), self.fs.open_input_stream(self._path(key)) as src:
             return bytes(src.read())
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        with self.fs.open_output_stream(self._path(key)) as out:
+        with self._failing("write", key), self.fs.open_output_stream(self._path(key)) as out:
             out.write(data)
 
     def exists(self, key: str) -> bool:
         from pyarrow.fs import FileType
 
-        return bool(self.fs.get_file_info(self._path(key)).type != FileType.NotFound)
+        with self._failing("read", key):
+            return bool(self.fs.get_file_info(self._path(key)).type != FileType.NotFound)
 
     def list(self, prefix: str) -> list[str]:
         from pyarrow.fs import FileSelector, FileType
 
-        infos = self.fs.get_file_info(FileSelector(self._path(prefix), allow_not_found=True))
+        with self._failing("read", prefix):
+            infos = self.fs.get_file_info(FileSelector(self._path(prefix),
+                                                       allow_not_found=True))
         start = len(self.root) + 1
         return sorted(i.path[start:] for i in infos if i.type == FileType.File)
 

@@ -16,6 +16,7 @@ from orchestrator.lease import Lease, LeaseRecord, ObjectLease, hold_lease, leas
 from orchestrator.plan import PlanOptions, plan_exists, read_plan, resolve_plan, write_plan
 from orchestrator.status import list_grids
 from orchestrator.storage import LATEST, LocalStore, ObjectStore, Store, open_store
+from tests.conftest import run_cli
 from tests.services import S3Server
 from trainers.errors import BusyError, ConfigError
 
@@ -165,3 +166,13 @@ def test_the_plan_in_a_bucket(s3_env: str, tmp_path: Path) -> None:
     rows = list_grids(storage)
     assert [r["name"] for r in rows] == ["demo"] and rows[0]["trials"] == len(plan.trials)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_missing_bucket_is_one_line(s3: S3Server, tmp_path: Path) -> None:
+    out = run_cli("submit", "demo", "--storage", "s3://no-such-bucket/lessdata",
+                  "--tracking-uri", f"sqlite:///{tmp_path}/m.db", cwd=tmp_path, env=s3.env)
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 3 and len(lines) == 1, out.stderr[-2000:]
+    assert lines[0].startswith("lessdata submit: error: cannot write the storage at "
+                               "s3://no-such-bucket/lessdata/leases/"), lines
+    assert "bucket does not exist" in lines[0]
