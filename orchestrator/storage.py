@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shutil
 import tempfile
 import time
 import uuid
@@ -155,8 +156,6 @@ class LocalStore(Store):
         self._path(key).unlink(missing_ok=True)
 
     def delete_all(self) -> None:
-        import shutil
-
         shutil.rmtree(self.root, ignore_errors=True)
 
 
