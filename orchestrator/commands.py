@@ -23,7 +23,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        description="Run what is unfinished of a submitted grid's stored plan "
                        "(its --set and --only included; never the grid file again).")
     p.add_argument("name", help="the grid's name, as submit printed it")
-    p.add_argument("--storage", type=Path, help=STORAGE_HELP)
+    p.add_argument("--storage", help=STORAGE_HELP)
     p.add_argument("--address", help="Ray cluster address (default: the one it was "
                    "submitted to, else $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -40,7 +40,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="the grids submitted to a storage",
                        description="Every grid submitted to a storage: its name, when, "
                        "trials done / failed / total and tracking URI.")
-    p.add_argument("--storage", type=Path, help=STORAGE_HELP)
+    p.add_argument("--storage", help=STORAGE_HELP)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=_cmd_list)
 
@@ -65,13 +65,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 DEFAULT_MARGIN = 0.1  # as orchestrator.aggregate.DEFAULT_MARGIN (not imported: a fast --help)
-STORAGE_HELP = ("where the grid was submitted (its plan, checkpoints and Tune state; "
-                "default: $LESSDATA_STORAGE or ./runs)")
+STORAGE_HELP = ("where the grid was submitted (its plan and checkpoints): a folder or a "
+                "URI like s3://bucket/prefix (default: $LESSDATA_STORAGE or ./runs)")
 
 
 def _read_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="the grid's name, as submit printed it")
-    p.add_argument("--storage", type=Path, help=STORAGE_HELP)
+    p.add_argument("--storage", help=STORAGE_HELP)
     p.add_argument("--tracking-uri", help="default: the one the grid was submitted to")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -100,8 +100,8 @@ def _submit_args(p: argparse.ArgumentParser) -> None:
                    "a local SQLite store in runs/)")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or local)")
     p.add_argument("--name", help="grid run name (MLflow experiment); default: the grid's")
-    p.add_argument("--storage", type=Path, help="checkpoints and Tune state, on storage every "
-                   "node sees (default: $LESSDATA_STORAGE or ./runs)")
+    p.add_argument("--storage", help="the plan and checkpoints: a folder every node sees, or "
+                   "a URI like s3://bucket/prefix (default: $LESSDATA_STORAGE or ./runs)")
     p.add_argument("--force", action="store_true", help="re-run trials already finished")
     p.add_argument("--system-metrics", action="store_true",
                    help="MLflow system metrics (CPU, GPU, memory) on every trial's run")
@@ -222,13 +222,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from orchestrator.plan import plan_path, read_plan, tracking_uri_of
+    from orchestrator.plan import plan_exists, read_plan, tracking_uri_of
     from orchestrator.preflight import require_store
     from orchestrator.report import make_report, render
 
     uri = tracking_uri_of(args.name, args.storage, args.tracking_uri)
     require_store(uri)
-    plan = (read_plan(args.name, args.storage) if plan_path(args.name, args.storage).exists()
+    plan = (read_plan(args.name, args.storage) if plan_exists(args.name, args.storage)
             else None)
     report = make_report(uri, args.name, args.out, margin=args.margin, plan=plan)
     if args.json:

@@ -11,6 +11,15 @@ Every change of the lease file happens under an exclusive ``flock`` of a lock fi
 it (POSIX; NFS v4 and the CSI volumes of docs/deploy.md honour it), so two drivers can
 never both see the lease free: the read, the decision and the write are one step. The
 file itself is replaced atomically (written beside, then renamed).
+
+On an object store (``--storage s3://...``, ``ObjectLease``) there is no lock to take and
+pyarrow has no create-if-absent (S3's conditional ``If-None-Match`` PUT is not exposed), so
+the lease is best effort: a driver that finds it free or expired writes its record, waits
+``SETTLE_S`` and reads it back; only if the record is still its own does it go on. Two
+drivers racing both write, the later write wins, and the earlier one reads the later one
+back and stops, as long as neither stalls for more than ``SETTLE_S`` between its read and
+its write (S3 reads are strongly consistent after a write). The heartbeat checks the token
+each beat, so a driver whose lease was taken over says so within ``ttl_s / 4``.
 """
 
 from __future__ import annotations
@@ -24,14 +33,15 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from trainers.errors import BusyError
+from orchestrator.storage import LocalStore, Store, open_store
+from trainers.errors import BusyError, StorageError
 
-__all__ = ["Lease", "LeaseRecord", "hold_lease"]
+__all__ = ["Lease", "LeaseRecord", "ObjectLease", "hold_lease", "lease_for"]
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +120,52 @@ class Lease:
                 self.path.unlink(missing_ok=True)
 
 
+class ObjectLease(Lease):
+    """The lease as an object in a bucket: best effort (module docstring)."""
+
+    SETTLE_S = 2.0
+    """How long a new holder waits before reading its record back."""
+
+    def __init__(self, store: Store, key: str, ttl_s: float = TTL_S) -> None:
+        super().__init__(Path(key), ttl_s)
+        self.store, self.key = store, key
+
+    def _locked(self) -> nullcontext[None]:  # type: ignore[override]
+        return nullcontext()
+
+    def read(self) -> LeaseRecord | None:
+        try:
+            return LeaseRecord(**json.loads(self.store.read_bytes(self.key)))
+        except (FileNotFoundError, ValueError, TypeError):
+            return None
+
+    def _write(self, record: LeaseRecord) -> None:
+        self.store.write_bytes(self.key, json.dumps(asdict(record)).encode())
+
+    def acquire(self, what: str) -> None:
+        super().acquire(what)
+        time.sleep(self.SETTLE_S)
+        held = self.read()
+        if held is None or held.token != self.token:
+            holder = held.describe() if held else "unknown"
+            raise BusyError(f"{what} was taken by another driver at the same moment ({holder}); "
+                            "wait for it, or stop it")
+
+    def release(self) -> None:
+        held = self.read()
+        if held is not None and held.token == self.token:
+            self.store.delete(self.key)
+
+
+def lease_for(location: str, key: str, ttl_s: float = TTL_S) -> Lease:
+    """The lease at ``key`` of the storage at ``location``: a file under a lock, or an
+    object (best effort)."""
+    store = open_store(location)
+    if isinstance(store, LocalStore):
+        return Lease(store.root / key, ttl_s)
+    return ObjectLease(store, key, ttl_s)
+
+
 def _dead_here(held: LeaseRecord) -> bool:
     """A holder on this host whose process is gone (SIGKILLed, say): no need to wait for
     its lease to expire. Holders on other hosts are judged by their heartbeat alone."""
@@ -125,9 +181,12 @@ def _dead_here(held: LeaseRecord) -> bool:
 
 
 @contextmanager
-def hold_lease(path: Path, what: str, ttl_s: float = TTL_S) -> Iterator[Lease]:
-    """Acquire, renew every ``ttl_s / 4`` on a thread, release on exit (also on errors)."""
-    lease = Lease(path, ttl_s)
+def hold_lease(where: Path | Lease, what: str, ttl_s: float = TTL_S) -> Iterator[Lease]:
+    """Acquire, renew every ``ttl_s / 4`` on a thread, release on exit (also on errors).
+
+    ``where``: a lease file's path, or a lease from ``lease_for`` (its own ``ttl_s``)."""
+    lease = where if isinstance(where, Lease) else Lease(where, ttl_s)
+    ttl_s = lease.ttl_s
     lease.acquire(what)
     stop = threading.Event()
 
@@ -137,7 +196,7 @@ def hold_lease(path: Path, what: str, ttl_s: float = TTL_S) -> Iterator[Lease]:
                 if not lease.renew():
                     log.error("the lease of %s was taken over by another driver", what)
                     return
-            except OSError as exc:  # storage away for a moment: try again next beat
+            except (OSError, StorageError) as exc:  # storage away: try again next beat
                 log.warning("could not renew the lease of %s: %s", what, exc)
 
     thread = threading.Thread(target=beat, daemon=True, name="lessdata-lease")

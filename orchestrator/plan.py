@@ -6,7 +6,8 @@ returns a ``Plan``: the grid resolved in full, its run name, tracking URI, stora
 every trial. Experiments of the grid that would train identically (``orchestrator.coincide``)
 are one trial per seed, the representative's: the others are aliases, listed in
 ``identical`` and reported under their own names. ``submit`` writes it (atomically) to
-``STORAGE/grids/NAME.json``; a grid file edited after submission changes nothing a resume
+``STORAGE/grids/NAME.json``, STORAGE being a folder or an object store URI
+(``orchestrator.storage``); a grid file edited after submission changes nothing a resume
 runs.
 """
 
@@ -16,12 +17,11 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from orchestrator.coincide import Coincidence, PlanEntry, find_identical
 from orchestrator.grid import NAME, Grid, TrialSpec, load_grid, slug
@@ -29,12 +29,13 @@ from orchestrator.order import interleave
 from orchestrator.overrides import select_experiments
 from orchestrator.preflight import check_grid_device, check_tracking
 from orchestrator.record import default_tracking_uri
+from orchestrator.storage import join, open_store, storage_location
 from trainers.data import check_dataset
 from trainers.errors import ConfigError
 
 __all__ = ["Plan", "PlanOptions", "default_storage", "identical_schedules", "make_plan",
-           "plan_diff", "plan_path", "read_plan", "resolve_plan", "storage_name",
-           "tracking_uri_of", "write_plan"]
+           "plan_diff", "plan_exists", "plan_key", "plan_path", "read_plan", "resolve_plan",
+           "storage_name", "tracking_uri_of", "write_plan"]
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,8 @@ class PlanOptions:
     tracking_uri: str | None = None
     address: str | None = None
     name: str | None = None
-    storage: Path | None = None
+    storage: str | Path | None = None
+    """A folder or an object store URI (``s3://bucket/prefix``)."""
     system_metrics: bool = False
     sets: tuple[str, ...] = ()
     """``--set KEY=VALUE`` items, applied to the grid file in order."""
@@ -67,7 +69,8 @@ class Plan(BaseModel):
     name: str
     grid: Grid
     tracking_uri: str
-    storage: Path
+    storage: str
+    """An absolute folder or an object store URI (``orchestrator.storage``)."""
     address: str | None = None
     system_metrics: bool = False
     sets: list[str] = []
@@ -80,13 +83,19 @@ class Plan(BaseModel):
     identical: list[Coincidence] = []
     """Experiments that train identically: the representative's trials serve the others."""
 
+    @field_validator("storage", mode="before")
+    @classmethod
+    def _location(cls, value: Any) -> Any:
+        return storage_location(value) if isinstance(value, str | Path) else value
+
     def aliases(self) -> dict[str, Coincidence]:
         """Alias name -> its group (whose ``representative`` it is reported as)."""
         return {name: c for c in self.identical for name in c.others}
 
 
-def default_storage() -> Path:
-    return Path(os.environ.get("LESSDATA_STORAGE", "runs")).resolve()
+def default_storage() -> str:
+    """``$LESSDATA_STORAGE`` (a folder or a URI), else ./runs."""
+    return storage_location(os.environ.get("LESSDATA_STORAGE", "runs"))
 
 
 def make_plan(options: PlanOptions) -> Plan:
@@ -122,13 +131,13 @@ def resolve_plan(options: PlanOptions) -> Plan:
     if options.dataset and not options.name and options.dataset != _file_dataset(options.grid):
         name = f"{grid.name}-{options.dataset}"
     uri = options.tracking_uri or default_tracking_uri()
-    storage = (options.storage or default_storage()).resolve()
+    storage = storage_location(options.storage or default_storage())
     every = grid.trials(name)
     identical = identical_schedules(grid, every)
     aliases = {alias for c in identical for alias in c.others}
     trials = [
         t.model_copy(update={
-            "checkpoint_dir": str(storage / "checkpoints" / storage_name(t.key)),
+            "checkpoint_dir": join(storage, "checkpoints", storage_name(t.key)),
             "system_metrics_uri": uri if options.system_metrics else None})
         for t in every if t.experiment not in aliases
     ]
@@ -178,8 +187,18 @@ def storage_name(identity: str) -> str:
     return f"{slug(identity)[:60]}-{digest}"
 
 
-def plan_path(name: str, storage: Path | None = None) -> Path:
-    return (storage or default_storage()) / "grids" / f"{storage_name(name)}.json"
+def plan_key(name: str) -> str:
+    """The plan's key in its storage."""
+    return f"grids/{storage_name(name)}.json"
+
+
+def plan_path(name: str, storage: str | Path | None = None) -> str:
+    """Where the plan of ``name`` is: a file's path or an object's URI."""
+    return join(storage_location(storage or default_storage()), plan_key(name))
+
+
+def plan_exists(name: str, storage: str | Path | None = None) -> bool:
+    return open_store(storage or default_storage()).exists(plan_key(name))
 
 
 def plan_diff(old: Plan, new: Plan) -> list[str]:
@@ -198,35 +217,32 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): json.dumps(data, sort_keys=True)}
 
 
-def write_plan(plan: Plan) -> Path:
-    """Written then renamed: a crash mid-write leaves the previous plan intact."""
-    path = plan_path(plan.name, plan.storage)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w") as out:
-        out.write(plan.model_dump_json(indent=2))
-    os.replace(tmp, path)
-    return path
+def write_plan(plan: Plan) -> str:
+    """Replaced as a whole: a crash mid-write leaves the previous plan intact."""
+    open_store(plan.storage).write_bytes(plan_key(plan.name),
+                                         plan.model_dump_json(indent=2).encode())
+    return plan_path(plan.name, plan.storage)
 
 
-def read_plan(name: str, storage: Path | None = None) -> Plan:
+def read_plan(name: str, storage: str | Path | None = None) -> Plan:
     path = plan_path(name, storage)
-    if not path.exists():
-        raise ConfigError(f"no grid named {name[:80]!r} was submitted to this storage ({path} "
-                          "is missing; give the storage it was submitted with: --storage)")
+    store = open_store(storage or default_storage())
     try:
-        return Plan.model_validate_json(path.read_bytes())
+        return Plan.model_validate_json(store.read_bytes(plan_key(name)))
+    except FileNotFoundError:
+        raise ConfigError(f"no grid named {name[:80]!r} was submitted to this storage ({path} "
+                          "is missing; give the storage it was submitted with: --storage)"
+                          ) from None
     except (OSError, ValidationError, UnicodeDecodeError) as exc:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"the record of grid {name[:80]!r} at {path} is damaged ({first}); "
                           "submit the grid again (finished trials are found in MLflow)") from None
 
 
-def tracking_uri_of(name: str, storage: Path | None, uri: str | None) -> str:
+def tracking_uri_of(name: str, storage: str | Path | None, uri: str | None) -> str:
     """``uri`` if given, else the one the grid was submitted to, else the default."""
     if uri:
         return uri
-    path = plan_path(name, storage)
-    if path.exists():
+    if plan_exists(name, storage):
         return read_plan(name, storage).tracking_uri
     return default_tracking_uri()

@@ -16,9 +16,10 @@ from typing import Any
 
 from orchestrator import record
 from orchestrator.aggregate import experiment_order
-from orchestrator.plan import Plan, default_storage, plan_path, read_plan, tracking_uri_of
+from orchestrator.plan import Plan, default_storage, plan_exists, read_plan, tracking_uri_of
 from orchestrator.preflight import require_store
 from orchestrator.record import Kind, State, Tag, trial_key
+from orchestrator.storage import open_store
 from trainers.errors import LessdataError, TrackingError
 
 __all__ = ["grid_status", "list_grids"]
@@ -26,11 +27,11 @@ __all__ = ["grid_status", "list_grids"]
 log = logging.getLogger(__name__)
 
 
-def grid_status(name: str, storage: Path | None = None,
+def grid_status(name: str, storage: str | Path | None = None,
                 tracking_uri: str | None = None) -> dict[str, Any]:
     uri = tracking_uri_of(name, storage, tracking_uri)
     require_store(uri)
-    plan = read_plan(name, storage) if plan_path(name, storage).exists() else None
+    plan = read_plan(name, storage) if plan_exists(name, storage) else None
     planned = ({t.key: (t.key, t.experiment, t.seed, t.config.epochs) for t in plan.trials}
                if plan else {})
     client = record.client(uri)
@@ -71,15 +72,17 @@ def _pending(key: str, experiment: str, seed: int, epochs: int) -> dict[str, Any
             "epoch": 0, "epochs": epochs, "best_top1": None, "node": None, "same_as": None}
 
 
-def list_grids(storage: Path | None = None) -> list[dict[str, Any]]:
+def list_grids(storage: str | Path | None = None) -> list[dict[str, Any]]:
     """Every grid whose plan is in ``storage``: name, when it was last submitted or
     resumed (UTC), its trials done / failed / total, and its tracking URI. Counts are
     None when the tracking server cannot be read."""
-    folder = (storage or default_storage()) / "grids"
+    store = open_store(storage or default_storage())
     rows = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        plan = Plan.model_validate_json(path.read_text())
-        when = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+    for key in store.list("grids"):
+        if not key.endswith(".json"):
+            continue
+        plan = Plan.model_validate_json(store.read_bytes(key))
+        when = datetime.fromtimestamp(store.modified(key), tz=UTC)
         row: dict[str, Any] = {"name": plan.name, "submitted": when.strftime("%Y-%m-%d %H:%M"),
                                "trials": len(plan.trials), "finished": None, "failed": None,
                                "tracking_uri": plan.tracking_uri}

@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orchestrator.coincide import summary_line
 from orchestrator.grid import TrialSpec, slug
-from orchestrator.lease import hold_lease
+from orchestrator.lease import hold_lease, lease_for
 from orchestrator.plan import (
     Plan,
     PlanOptions,
     make_plan,
     plan_diff,
-    plan_path,
+    plan_exists,
     read_plan,
     storage_name,
     write_plan,
@@ -30,6 +29,7 @@ from orchestrator.plan import (
 from orchestrator.preflight import check_resources, connect_ray
 from orchestrator.record import Kind, Tag
 from orchestrator.results import is_final, param_space, trial_spec
+from orchestrator.storage import is_remote, join, open_store
 from orchestrator.tracking import Tracker
 from trainers.errors import ConfigError, StorageError, TrackingError
 
@@ -72,7 +72,7 @@ def submit(options: SubmitOptions) -> SubmitResult:
     the new ones): ``--name`` gives the new settings their own grid, ``--force`` redoes it.
     """
     plan = make_plan(options)
-    if not options.force and plan_path(plan.name, plan.storage).exists():
+    if not options.force and plan_exists(plan.name, plan.storage):
         changed = plan_diff(read_plan(plan.name, plan.storage), plan)
         if changed:
             shown = ", ".join(changed[:6]) + (f" (+{len(changed) - 6} more)"
@@ -84,7 +84,7 @@ def submit(options: SubmitOptions) -> SubmitResult:
     return run_plan(plan, force=options.force, quiet=options.quiet)
 
 
-def resume(name: str, storage: Path | None = None, address: str | None = None,
+def resume(name: str, storage: str | Path | None = None, address: str | None = None,
            quiet: bool = False) -> SubmitResult:
     """Run what is unfinished of the plan submitted as ``name`` (never the grid file again)."""
     plan = read_plan(name, storage)
@@ -95,7 +95,7 @@ def resume(name: str, storage: Path | None = None, address: str | None = None,
 
 def run_plan(plan: Plan, force: bool = False, quiet: bool = False) -> SubmitResult:
     """Run ``plan`` holding its lease: one live driver per grid (``orchestrator.lease``)."""
-    lease = plan.storage / "leases" / f"{storage_name(plan.name)}.json"
+    lease = lease_for(plan.storage, f"leases/{storage_name(plan.name)}.json")
     try:
         with hold_lease(lease, f"grid {plan.name!r}"):
             return _run_plan(plan, force, quiet)
@@ -144,7 +144,17 @@ def _forget(tracker: Tracker, plan: Plan) -> None:
         if run.data.tags.get(Tag.TRIAL_KEY) in keys:
             tracker.client.delete_run(run.info.run_id)
     for t in plan.trials:
-        shutil.rmtree(t.checkpoint_dir, ignore_errors=True)
+        open_store(t.checkpoint_dir).delete_all()
+
+
+def _tune_storage(plan: Plan) -> str:
+    """Tune's own state: beside the plan on a folder; on the driver's disk when the storage
+    is an object store (nothing of lessdata's resume reads it: the checkpoints and the
+    plan are in the bucket, the runs in MLflow)."""
+    if not is_remote(plan.storage):
+        return join(plan.storage, "tune")
+    local = os.environ.get("LESSDATA_DRIVER_STATE") or str(Path.home() / ".lessdata")
+    return str(Path(local).expanduser().resolve() / "tune")
 
 
 def _run_tune(plan: Plan, todo: list[TrialSpec], tracker: Tracker, result: SubmitResult,
@@ -179,7 +189,7 @@ def _run_tune(plan: Plan, todo: list[TrialSpec], tracker: Tracker, result: Submi
         ),
         run_config=tune.RunConfig(
             name=slug(plan.name),
-            storage_path=str(plan.storage / "tune"),
+            storage_path=_tune_storage(plan),
             failure_config=tune.FailureConfig(max_failures=plan.grid.max_failures),
             callbacks=callbacks,
             verbose=0,

@@ -11,13 +11,15 @@ its first trial of each (dataset, model, device, precision, compile) would other
 the first kernel calls, the allocator's first blocks and codecarbon's hardware probe inside
 its training time. The cache of what was warmed is per process, like what it stands for.
 
-Checkpoints live in ``spec.checkpoint_dir`` (one folder per trial key, on storage every
-node sees), not only in Tune's trial folder: a Tune retry, ``lessdata resume`` after a
-killed driver and a re-submission all find the same state there.
+Checkpoints live in ``spec.checkpoint_dir`` (one folder or bucket prefix per trial key, on
+storage every node sees: ``orchestrator.storage``), not in Tune's trial folder: a Tune
+retry, ``lessdata resume`` after a killed driver and a re-submission all find the same
+state there.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import platform
 import socket
@@ -31,6 +33,7 @@ from ray import tune
 
 from orchestrator.grid import TrialSpec
 from orchestrator.results import EpochReport, FinalReport, Hardware, to_result, trial_spec
+from orchestrator.storage import Store, open_store
 from orchestrator.sysmetrics import system_metrics
 from trainers.emissions import EmissionsReading
 from trainers.run import build_trainer, run_training
@@ -92,24 +95,22 @@ def _share(spec: TrialSpec, resources: dict[str, float]) -> float:
     return min(1.0, float(cpu) / (os.cpu_count() or 1))
 
 
-def save_checkpoint(directory: Path, state: dict[str, Any], so_far: EmissionsReading) -> None:
-    """One file, written then renamed: a crash mid-write leaves the previous one intact."""
-    directory.mkdir(parents=True, exist_ok=True)
+def save_checkpoint(store: Store, state: dict[str, Any], so_far: EmissionsReading) -> None:
+    """Published as a whole (``Store.publish``): a crash mid-write leaves the previous one."""
     carried = {k: v for k, v in so_far.__dict__.items() if k not in ("csv_path", "details")}
-    fd, tmp = tempfile.mkstemp(prefix="partial-", suffix=".pt", dir=directory)
-    os.close(fd)
-    torch.save({**state, "emissions_so_far": carried}, tmp)
-    os.replace(tmp, directory / STATE_FILE)
+    buffer = io.BytesIO()
+    torch.save({**state, "emissions_so_far": carried}, buffer)
+    store.publish(STATE_FILE, buffer.getvalue())
 
 
 def load_checkpoint(
-    directory: Path, device: torch.device
+    store: Store, device: torch.device
 ) -> tuple[dict[str, Any] | None, EmissionsReading | None]:
     """(trainer state, emissions of earlier pieces) or (None, None) for a fresh trial."""
-    state_file = directory / STATE_FILE
-    if not state_file.exists():
+    data = store.read_published(STATE_FILE)
+    if data is None:
         return None, None
-    state = torch.load(state_file, map_location=device, weights_only=True)
+    state = torch.load(io.BytesIO(data), map_location=device, weights_only=True)
     return state, EmissionsReading(**state.pop("emissions_so_far"))
 
 
@@ -145,7 +146,7 @@ def train_trial(params: dict[str, Any]) -> None:
     trainer = build_trainer(config)
     warmup_s = warm_once(trainer)  # before any of the trial's clocks: charged to none
     started_ms += int(1000 * warmup_s)  # the run lasts trial_s, which the warm-up is not in
-    ckpt_dir = Path(spec.checkpoint_dir)
+    ckpt_dir = open_store(spec.checkpoint_dir)
     restore, so_far = load_checkpoint(ckpt_dir, trainer.device)
     info = hardware(trainer.device)
     out_dir = Path(tempfile.mkdtemp(prefix="lessdata-trial-"))

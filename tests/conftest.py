@@ -17,10 +17,12 @@ from tests.services import (  # noqa: F401
     MNIST_ROOT,
     MlflowServer,
     RayCluster,
+    S3Server,
     free_port,
     mlflow_server_at,
     quiet_services,
     ray_cluster,
+    s3_server,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,6 +43,13 @@ def local_ray() -> Iterator[RayCluster]:
     """A one-node local Ray cluster with 2 CPUs."""
     with ray_cluster(nodes=1, cpus_per_node=2) as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """A real S3 API (moto's server mode) on 127.0.0.1."""
+    with s3_server() as server:
+        yield server
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,

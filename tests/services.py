@@ -24,11 +24,13 @@ __all__ = [
     "QUIET_ENV",
     "MlflowServer",
     "RayCluster",
+    "S3Server",
     "free_port",
     "mlflow_server_at",
     "quiet_services",
     "ray_cluster",
     "ray_node_cmd",
+    "s3_server",
     "stop_group",
     "wait_http",
     "wait_nodes",
@@ -234,3 +236,40 @@ def ray_cluster(nodes: int = 1, cpus_per_node: int = 2, env: dict[str, str] | No
             _terminate_group(proc)
         for proc in cluster.procs:
             _reap_group(proc, timeout_s=20)
+
+
+@dataclass
+class S3Server:
+    """moto's S3 API on 127.0.0.1: ``env`` is what a client (the CLI, a Ray node) needs."""
+
+    endpoint: str
+    env: dict[str, str]
+
+    def make_bucket(self, name: str) -> str:
+        """Create bucket ``name``; its URI."""
+        from pyarrow import fs
+
+        s3 = fs.S3FileSystem(endpoint_override=self.endpoint.split("//", 1)[1], scheme="http",
+                             access_key=self.env["AWS_ACCESS_KEY_ID"],
+                             secret_key=self.env["AWS_SECRET_ACCESS_KEY"],
+                             region=self.env["AWS_DEFAULT_REGION"], allow_bucket_creation=True)
+        s3.create_dir(name)
+        return f"s3://{name}"
+
+
+@contextmanager
+def s3_server() -> Iterator[S3Server]:
+    """A real S3 API (moto's server mode, its in-memory store) on a free port, always
+    stopped; yields once it answers."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                            env={**QUIET_ENV, **os.environ}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_http(f"{endpoint}/", proc)
+        yield S3Server(endpoint, {
+            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1", "LESSDATA_S3_ENDPOINT": endpoint})
+    finally:
+        stop_group(proc)

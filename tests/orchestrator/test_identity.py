@@ -64,7 +64,7 @@ def test_hostile_names_are_refused_in_one_line(tmp_path: Path, name: str) -> Non
 
 def test_a_damaged_grid_record_is_one_line(tmp_path: Path) -> None:
     store = tmp_path / "s"
-    path = plan_path("broken", store)
+    path = Path(plan_path("broken", store))
     path.parent.mkdir(parents=True)
     for damage in (b'{"name": "broken"}', b"\x00\xff\xfe binary", b'{"name": 3, "grid": []}'):
         path.write_bytes(damage)
