@@ -50,7 +50,7 @@ def test_plugin_data_is_checked_and_k_inferred() -> None:
     assert data.info.num_classes == 3 and data.info.channels == 1
     assert (data.info.input_size, data.info.train_size, data.info.test_size) == (8, 12, 6)
     x = data.transforms.test(data.train.images[:2])
-    assert x.dtype == torch.float32 and -1.0 <= float(x.min()) and float(x.max()) < 1.0
+    assert x.dtype == torch.float32 and float(x.min()) >= -1.0 and float(x.max()) < 1.0
 
 
 def test_float32_images_are_fed_as_they_are_and_augment_gets_the_generator() -> None:
