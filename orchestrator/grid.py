@@ -178,8 +178,7 @@ class Grid(_Strict):
         if isinstance(self.dataset, PluginSpec):
             from orchestrator.plugins import plugin_dataset_info
 
-            full = plugin_dataset_info(self.dataset, self.code,
-                                       self.placement.data_dir).train_size
+            full = plugin_dataset_info(self.dataset, self.code).train_size
         else:
             from trainers.data import dataset_info
 

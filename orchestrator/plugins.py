@@ -44,8 +44,7 @@ def check_code_folders(code: list[Path]) -> None:
                               "(each is importable on the workers by its name)")
 
 
-def plugin_dataset_info(dataset: PluginSpec, code: list[Path], data_dir: Path | None = None
-                        ) -> DatasetInfo:
+def plugin_dataset_info(dataset: PluginSpec, code: list[Path]) -> DatasetInfo:
     """A plugin data set's shape (classes, channels, sizes): its factory called once per
     process (the splits are not kept)."""
     key = _key(dataset, code)
@@ -54,7 +53,7 @@ def plugin_dataset_info(dataset: PluginSpec, code: list[Path], data_dir: Path | 
         from trainers.plugins import load_data
 
         with code_on_path(code):
-            _PROBED[key] = load_data(dataset, data_dir).info
+            _PROBED[key] = load_data(dataset).info
     return _PROBED[key]
 
 
