@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -69,7 +70,7 @@ def import_factory(path: str, role: str = "factory") -> Callable[..., Any]:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):  # the module itself, not its import
+        if exc.name and (module_name + ".").startswith(exc.name + "."):  # it or its package
             raise ConfigError(f"{role} {path!r}: no module named {exc.name!r} (is its folder "
                               "listed under code:?)") from None
         raise ConfigError(f"{role} {path!r}: importing {module_name} failed: {one_line(exc)}"
@@ -109,7 +110,7 @@ def code_on_path(folders: Sequence[Path]) -> Iterator[None]:
                 sys.path.remove(entry)
         for name, module in list(sys.modules.items()):
             origin = getattr(module, "__file__", None) or ""
-            if any(origin.startswith(root) for root in roots):
+            if any(origin.startswith(root + os.sep) for root in roots):
                 del sys.modules[name]
 
 
