@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from harness import Goal, Options, Row, interleave, main, median, median_ratio, timed
 from trainers.augment import train_transform
+from trainers.config import ModelConfig
 from trainers.data import Split, dataset_info
 from trainers.model import build_model
 from trainers.rng import generator
@@ -42,6 +43,7 @@ class BareLoop:
         self.device = options.device
         self.images = train.images.to(self.device)  # uint8 [N, 1, 28, 28]
         self.labels = train.labels.to(self.device)  # int64 [N]
+        assert isinstance(config.model, ModelConfig)  # the capsule CNN, not a plugin
         self.model = build_model(config.model, info.channels, info.input_size,
                                  info.num_classes, SEED).to(self.device)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)

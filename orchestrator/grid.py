@@ -29,9 +29,11 @@ from orchestrator.record import trial_key
 from orchestrator.safe_yaml import read_yaml_file
 from orchestrator.validate import build_train_config, parse_model
 from trainers.config import (
-    DatasetName,
+    DatasetChoice,
     EmissionsConfig,
+    ModelChoice,
     ModelConfig,
+    PluginSpec,
     SelectionName,
     TrainConfig,
 )
@@ -106,7 +108,9 @@ class Grid(_Strict):
 
     name: Annotated[str, Field(pattern=NAME)]
     description: str = ""
-    dataset: DatasetName
+    dataset: DatasetChoice
+    """A built-in set's name, or ``{factory: "pkg.module:function", kwargs: {...}}``
+    (``orchestrator.plugins``)."""
     epochs: Annotated[int, Field(ge=1)] = 300
     batch_size: Annotated[int, Field(ge=1)] = 120
     seeds: SeedCount | SeedList = 1
@@ -116,7 +120,10 @@ class Grid(_Strict):
     baselines: list[BaselineKind] = Field(default_factory=list)
     """Budget-matched twins to add for every experiment that is not full data:
     ``X-uniform`` (constant fraction) and ``X-short`` (all data, fewer epochs)."""
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    model: ModelChoice = Field(default_factory=ModelConfig)
+    """The capsule CNN's settings, or ``{factory: ..., kwargs: {...}}``."""
+    code: list[Path] = Field(default_factory=list)
+    """Folders shipped to every Ray worker (``py_modules``); relative to the grid file."""
     training: Training = Field(default_factory=Training)
     placement: Placement = Field(default_factory=Placement)
     resources: Resources = Field(default_factory=Resources)
@@ -168,9 +175,14 @@ class Grid(_Strict):
 
     def train_size(self) -> int:
         """N: the training-set size after ``train_subset``."""
-        from trainers.data import dataset_info
+        if isinstance(self.dataset, PluginSpec):
+            from orchestrator.plugins import plugin_dataset_info
 
-        full = dataset_info(self.dataset).train_size
+            full = plugin_dataset_info(self.dataset, self.code).train_size
+        else:
+            from trainers.data import dataset_info
+
+            full = dataset_info(self.dataset).train_size
         return min(full, self.training.train_subset or full)
 
     def plans(self) -> dict[str, ExperimentPlan]:
@@ -308,6 +320,9 @@ def load_grid(ref: str | Path, sets: Sequence[str] = (), **overrides: Any) -> Gr
         placement = placement if isinstance(placement, dict) else {}
         raw["placement"] = {**placement, "data_dir": overrides.pop("data_dir")}
     raw.update(overrides)
+    if isinstance(raw.get("code"), list):  # relative to the grid file, not the shell
+        raw["code"] = [str((path.parent / c).resolve()) if isinstance(c, str) else c
+                       for c in raw["code"]]
     grid = parse_model(Grid, raw, where=str(path) + (" with --set" if sets else ""))
     # Expanding checks every trial's full TrainConfig too, before any compute.
     grid.trials()

@@ -27,11 +27,13 @@ from orchestrator.coincide import Coincidence, PlanEntry, find_identical
 from orchestrator.grid import NAME, Grid, TrialSpec, load_grid, slug
 from orchestrator.order import interleave
 from orchestrator.overrides import select_experiments
+from orchestrator.plugins import check_code_folders, check_plugins, code_digest, uses_plugins
 from orchestrator.preflight import check_grid_device, check_tracking
 from orchestrator.record import default_tracking_uri
 from orchestrator.storage import join, open_store, storage_location
 from trainers.data import check_dataset
 from trainers.errors import ConfigError
+from trainers.factories import dataset_label
 
 __all__ = ["Plan", "PlanOptions", "default_storage", "identical_schedules", "make_plan",
            "plan_diff", "plan_exists", "plan_key", "plan_path", "read_plan", "resolve_plan",
@@ -82,6 +84,8 @@ class Plan(BaseModel):
     """The trials that run: one per experiment x seed, none for an alias."""
     identical: list[Coincidence] = []
     """Experiments that train identically: the representative's trials serve the others."""
+    code_sha256: str | None = None
+    """Content hash of the grid's ``code:`` folders (``orchestrator.plugins``)."""
 
     @field_validator("storage", mode="before")
     @classmethod
@@ -101,7 +105,10 @@ def default_storage() -> str:
 def make_plan(options: PlanOptions) -> Plan:
     """Validate the grid, its data and the tracking server; nothing is started."""
     plan = resolve_plan(options)
-    check_dataset(plan.grid.dataset, plan.grid.placement.data_dir)
+    if uses_plugins(plan.grid):
+        check_plugins(plan.grid)  # imported and probed here, before any Ray work
+    if isinstance(plan.grid.dataset, str):
+        check_dataset(plan.grid.dataset, plan.grid.placement.data_dir)
     check_tracking(plan.tracking_uri)
     return plan
 
@@ -132,6 +139,7 @@ def resolve_plan(options: PlanOptions) -> Plan:
         name = f"{grid.name}-{options.dataset}"
     uri = options.tracking_uri or default_tracking_uri()
     storage = storage_location(options.storage or default_storage())
+    check_code_folders(grid.code)
     every = grid.trials(name)
     identical = identical_schedules(grid, every)
     aliases = {alias for c in identical for alias in c.others}
@@ -147,7 +155,8 @@ def resolve_plan(options: PlanOptions) -> Plan:
     return Plan(name=name, grid=grid, tracking_uri=uri, storage=storage,
                 address=options.address, system_metrics=options.system_metrics,
                 sets=list(options.sets), only=list(options.only),
-                benchmark=options.benchmark, trials=trials, identical=identical)
+                benchmark=options.benchmark, trials=trials, identical=identical,
+                code_sha256=code_digest(grid.code))
 
 
 # What a trial's training depends on besides its name, schedule and seed: the schedule is
@@ -175,7 +184,7 @@ def identical_schedules(grid: Grid, trials: list[TrialSpec] | None = None
 
 def _file_dataset(ref: str) -> str | None:
     try:
-        return load_grid(ref).dataset
+        return dataset_label(load_grid(ref).dataset)
     except ConfigError:
         return None
 
@@ -205,6 +214,7 @@ def plan_diff(old: Plan, new: Plan) -> list[str]:
     """The grid settings (dotted names) in which ``new`` differs from ``old``."""
     a = _flat(old.grid.model_dump(mode="json"))
     b = _flat(new.grid.model_dump(mode="json"))
+    a["code_sha256"], b["code_sha256"] = str(old.code_sha256), str(new.code_sha256)
     return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
 
 

@@ -121,14 +121,18 @@ def _auth_headers() -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
-def connect_ray(address: str | None, num_cpus: int | None = None) -> None:
-    """Join the cluster at ``address`` / $RAY_ADDRESS, or start a local one."""
+def connect_ray(address: str | None, num_cpus: int | None = None,
+                runtime_env: dict[str, Any] | None = None) -> None:
+    """Join the cluster at ``address`` / $RAY_ADDRESS, or start a local one; ``runtime_env``
+    is the job's (a grid's ``code:`` folders as ``py_modules``)."""
     import ray
 
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
     kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    if runtime_env:
+        kwargs["runtime_env"] = runtime_env
     if address:
         probe_gcs(address)
     try:

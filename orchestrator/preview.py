@@ -19,7 +19,9 @@ from typing import Any
 from orchestrator.baselines import planned_evaluations
 from orchestrator.coincide import summary_line
 from orchestrator.plan import Plan
+from orchestrator.plugins import uses_plugins
 from trainers.config import TrainConfig
+from trainers.factories import dataset_label
 
 __all__ = ["PROBE_BATCHES", "Preview", "Throughput", "measure_throughput", "preview"]
 
@@ -71,13 +73,15 @@ def preview(plan: Plan, measure: bool = True) -> Preview:
         per_experiment.setdefault(trial.experiment, evaluations)
         total += evaluations
     result = Preview(
-        name=plan.name, grid=grid.name, dataset=grid.dataset, trials=len(plan.trials),
+        name=plan.name, grid=grid.name, dataset=dataset_label(grid.dataset),
+        trials=len(plan.trials),
         seeds=grid.seed_list(), experiments=per_experiment, total_evaluations=total,
         identical=summary_line(plan.identical),
         resources=grid.resources.model_dump(), tracking_uri=plan.tracking_uri,
         storage=str(plan.storage), sets=list(plan.sets), only=list(plan.only),
     )
-    if measure and plan.trials:
+    # A plugin grid's speed is its own model's: not probed here (``submit`` checks it).
+    if measure and plan.trials and not uses_plugins(grid):
         speed = measure_throughput(plan.trials[0].config, threads=_trial_threads(plan))
         result.throughput = speed
         result.trial_hours = sum(
@@ -101,6 +105,7 @@ def _trial_threads(plan: Plan) -> int:
 def _test_size(config: TrainConfig) -> int:
     from trainers.data import dataset_info
 
+    assert isinstance(config.dataset, str), "built-in data sets only"
     full = dataset_info(config.dataset).test_size
     return min(full, config.test_subset or full)
 
@@ -114,6 +119,7 @@ def measure_throughput(config: TrainConfig, threads: int) -> Throughput:
     from trainers.train import Trainer
     from trainers.warmup import warm_up
 
+    assert isinstance(config.dataset, str), "built-in data sets only"
     info = dataset_info(config.dataset)
     n = config.batch_size * PROBE_BATCHES
     gen = torch.Generator().manual_seed(0)
@@ -136,8 +142,8 @@ def measure_throughput(config: TrainConfig, threads: int) -> Throughput:
     how = (f"measured here: {epoch.samples} random {info.name}-shaped images trained "
            f"({PROBE_BATCHES} batches of {config.batch_size}) and tested on {device}"
            f"{f' with {threads} thread(s)' if trainer.device.type == 'cpu' else ''}, "
-           f"{config.precision}, width {config.model.width}; selection scoring and "
-           "driver overhead not included")
+           f"{config.precision}, width {getattr(config.model, 'width', '-')}; selection "
+           "scoring and driver overhead not included")
     return Throughput(epoch.samples / train_s, n / eval_s, device, how)
 
 

@@ -26,6 +26,7 @@ from orchestrator.plan import (
     storage_name,
     write_plan,
 )
+from orchestrator.plugins import check_code_unchanged, runtime_env
 from orchestrator.preflight import check_resources, connect_ray
 from orchestrator.record import Kind, Tag
 from orchestrator.results import is_final, param_space, trial_spec
@@ -88,6 +89,7 @@ def resume(name: str, storage: str | Path | None = None, address: str | None = N
            quiet: bool = False) -> SubmitResult:
     """Run what is unfinished of the plan submitted as ``name`` (never the grid file again)."""
     plan = read_plan(name, storage)
+    check_code_unchanged(plan.grid.code, plan.code_sha256)
     if address:
         plan = plan.model_copy(update={"address": address})
     return run_plan(plan, quiet=quiet)
@@ -116,7 +118,7 @@ def run_plan(plan: Plan, force: bool = False, quiet: bool = False) -> SubmitResu
 
 
 def _run_plan(plan: Plan, force: bool, quiet: bool) -> SubmitResult:
-    connect_ray(plan.address)
+    connect_ray(plan.address, runtime_env=runtime_env(plan.grid.code))
     check_resources(plan.grid.resources)
     write_plan(plan)
     with Tracker(plan.tracking_uri, plan.name) as tracker:

@@ -24,6 +24,7 @@ from orchestrator.record import Kind, State, Tag
 from orchestrator.results import EpochReport, FinalReport, Hardware
 from orchestrator.writer import Writer
 from trainers.experiments import source_of
+from trainers.factories import dataset_label
 
 if TYPE_CHECKING:
     from orchestrator.grid import TrialSpec
@@ -221,7 +222,8 @@ class Tracker:
     def _tags(self, spec: TrialSpec, kind: Kind) -> dict[str, str]:
         cfg = spec.config
         return {Tag.KIND: kind, Tag.GRID: self.grid, Tag.METHOD: cfg.schedule.method,
-                Tag.SCHEDULE: cfg.schedule.model_dump_json(), Tag.DATASET: cfg.dataset,
+                Tag.SCHEDULE: cfg.schedule.model_dump_json(),
+                Tag.DATASET: dataset_label(cfg.dataset),
                 Tag.SELECTION: cfg.selection,
                 Tag.SOURCE: spec.source or source_of(spec.experiment),
                 Tag.GIT_COMMIT: provenance.git_sha(), Tag.USER: provenance.user()}
@@ -241,11 +243,12 @@ class Tracker:
         items = [Param(k, v[:6000]) for k, v in params.items() if k not in exclude]
         for start in range(0, len(items), 100):
             self.client.log_batch(run_id, params=items[start:start + 100], synchronous=True)
-        source = {"dataset": spec.config.dataset, "train_subset": spec.config.train_subset,
+        source = {"dataset": spec.config.model_dump(mode="json")["dataset"],
+                  "train_subset": spec.config.train_subset,
                   "train_size": self.train_size}
         digest = hashlib.sha256(json.dumps(source, sort_keys=True).encode()).hexdigest()[:8]
-        dataset = Dataset(name=spec.config.dataset, digest=digest, source_type="lessdata",
-                          source=json.dumps(source),
+        dataset = Dataset(name=dataset_label(spec.config.dataset), digest=digest,
+                          source_type="lessdata", source=json.dumps(source),
                           profile=json.dumps({"num_rows": self.train_size}))
         self.client.log_inputs(run_id, [DatasetInput(
             dataset, tags=[InputTag("mlflow.data.context", "training")])])

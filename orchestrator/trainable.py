@@ -54,7 +54,7 @@ def warm_once(trainer: Trainer) -> float:
     a new combination warms up again, a repeated one costs 0.
     """
     cfg = trainer.config
-    key = (cfg.dataset, cfg.model.model_dump_json(), str(trainer.device), cfg.precision,
+    key = (cfg.model_dump_json(include={"dataset", "model"}), str(trainer.device), cfg.precision,
            str(cfg.compile))
     if key in _WARM:
         return 0.0

@@ -40,7 +40,11 @@ def validation_message(exc: ValidationError, where: str = "") -> str:
 def _internal(part: str) -> bool:
     """Pydantic's names for validator steps, not fields of the user's file."""
     return part.startswith(("function-", "constrained-", "list[")) or part in (
-        "int", "str", "float", "bool", "tagged-union")
+        "int", "str", "float", "bool", "tagged-union", *_UNION_TAGS)
+
+
+# The tags of trainers.config's ModelChoice and DatasetChoice (a name, or a factory).
+_UNION_TAGS = ("DatasetName", "ModelConfig", "PluginSpec")
 
 
 def parse_model(model: type[M], data: Any, where: str = "") -> M:

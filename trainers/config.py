@@ -6,18 +6,22 @@ Defaults follow Byerly's training recipe (PAPER.md section 3) except where marke
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag, field_validator
 
 from trainers.schedule import Benchmark, Schedule
 
 __all__ = [
     "DATASETS",
     "SELECTIONS",
+    "DatasetChoice",
     "EmissionsConfig",
+    "ModelChoice",
     "ModelConfig",
+    "PluginSpec",
     "TrainConfig",
 ]
 
@@ -55,6 +59,49 @@ class ModelConfig(_Config):
     init_std: Annotated[float, Field(gt=0.0)] = 0.05
 
 
+FACTORY = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class PluginSpec(_Config):
+    """A factory named by import path, ``"package.module:function"``, and its keyword
+    arguments (JSON values: they travel in every trial's config and MLflow params).
+
+    A dataset factory returns the mapping ``trainers.plugins`` checks; a model factory is
+    called as ``build(num_classes=K, in_channels=C, image_size=H, **kwargs)``.
+    """
+
+    factory: Annotated[str, Field(max_length=300)]
+    kwargs: dict[str, JsonValue] = Field(default_factory=dict)
+
+    @field_validator("factory")
+    @classmethod
+    def _import_path(cls, path: str) -> str:
+        if not re.fullmatch(FACTORY, path):
+            raise ValueError(f"{path!r} is not an import path 'package.module:function'")
+        return path
+
+
+def _model_kind(value: Any) -> str:
+    is_plugin = isinstance(value, PluginSpec) or (isinstance(value, dict) and "factory" in value)
+    return "PluginSpec" if is_plugin else "ModelConfig"
+
+
+def _dataset_kind(value: Any) -> str:
+    return "DatasetName" if isinstance(value, str) else "PluginSpec"
+
+
+ModelChoice = Annotated[
+    Annotated[ModelConfig, Tag("ModelConfig")] | Annotated[PluginSpec, Tag("PluginSpec")],
+    Discriminator(_model_kind),
+]
+"""The capsule CNN's settings, or a model factory (a mapping with ``factory:``)."""
+DatasetChoice = Annotated[
+    Annotated[DatasetName, Tag("DatasetName")] | Annotated[PluginSpec, Tag("PluginSpec")],
+    Discriminator(_dataset_kind),
+]
+"""A built-in data set's name, or a dataset factory (a mapping with ``factory:``)."""
+
+
 class EmissionsConfig(_Config):
     """codecarbon's offline tracker, plus the paper-style estimate."""
 
@@ -75,7 +122,7 @@ Precision = Literal["fp32", "tf32", "bf16"]
 class TrainConfig(_Config):
     """Everything one training run needs; stored in every checkpoint and MLflow run."""
 
-    dataset: DatasetName = "digits"
+    dataset: DatasetChoice = "digits"
     data_dir: Path | None = None
     experiment: str = "Benchmark"
     schedule: Schedule = Field(default_factory=Benchmark)
@@ -96,7 +143,7 @@ class TrainConfig(_Config):
     train_subset: Annotated[int, Field(ge=1)] | None = None
     """Use a seeded random subset of this many training samples (quick runs)."""
     test_subset: Annotated[int, Field(ge=1)] | None = None
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    model: ModelChoice = Field(default_factory=ModelConfig)
     emissions: EmissionsConfig = Field(default_factory=EmissionsConfig)
     device: str = "auto"
     """'auto' (cuda if available, else cpu), 'cpu', 'cuda', 'cuda:1' ..."""

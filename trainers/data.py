@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # imported where tensors are made: the driver only checks fil
 __all__ = [
     "DatasetInfo",
     "Split",
+    "builtin_dataset",
     "check_dataset",
     "download_dataset",
     "dataset_info",
@@ -57,7 +58,10 @@ class DatasetInfo:
 
 @dataclass(frozen=True)
 class Split:
-    """One split in memory: ``images`` uint8 [N, C, H, W], ``labels`` int64 [N], same device."""
+    """One split in memory: ``images`` [N, C, H, W], ``labels`` int64 [N], same device.
+
+    Images are uint8 (every built-in set) or float32 (a plugin's, fed to the model as is).
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -65,9 +69,9 @@ class Split:
     def __post_init__(self) -> None:
         import torch
 
-        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+        if self.images.dtype not in (torch.uint8, torch.float32) or self.images.dim() != 4:
             raise ValueError(
-                f"images must be uint8 [N, C, H, W], got {self.images.dtype} "
+                f"images must be uint8 or float32 [N, C, H, W], got {self.images.dtype} "
                 f"{tuple(self.images.shape)}"
             )
         if self.labels.dtype != torch.int64 or self.labels.dim() != 1:
@@ -214,6 +218,20 @@ def load_dataset(
     _check(name, root)
     train, test = files.load(root)
     return Split(*train), Split(*test)
+
+
+def builtin_dataset(name: str, data_dir: str | None = None, download: bool = False
+                    ) -> dict[str, Any]:
+    """A built-in set as a dataset factory returns it (``trainers.plugins``): both splits,
+    its class count, and its own augmentation and test-time transform on stored batches."""
+    from trainers.augment import eval_transform, train_transform
+
+    info = dataset_info(name)
+    train, test = load_dataset(name, None if data_dir is None else Path(data_dir),
+                               download=download)
+    return {"train": (train.images, train.labels), "test": (test.images, test.labels),
+            "num_classes": info.num_classes, "image_size": info.input_size,
+            "train_transform": train_transform(name), "test_transform": eval_transform(name)}
 
 
 DIGITS_TRAIN = 1_437

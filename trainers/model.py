@@ -20,7 +20,8 @@ from trainers.config import ModelConfig
 from trainers.errors import ConfigError
 from trainers.rng import generator
 
-__all__ = ["CapsuleNet", "build_model", "conv_channels", "count_parameters", "head_positions"]
+__all__ = ["CapsuleNet", "build_capsule", "build_model", "conv_channels", "count_parameters",
+           "head_positions"]
 
 _BASE_CHANNELS = 32
 _CHANNEL_STEP = 16
@@ -182,6 +183,15 @@ def build_model(
     model = CapsuleNet(config, in_channels, input_size, num_classes)
     _init_parameters(model, config.init_std, generator(seed, "init"))
     return model
+
+
+def build_capsule(
+    num_classes: int, in_channels: int, image_size: int, seed: int, **settings: object
+) -> CapsuleNet:
+    """The capsule CNN as the model registry's factory (``trainers.factories.CAPSULE``):
+    ``settings`` are ``ModelConfig``'s fields."""
+    config = ModelConfig.model_validate(settings)
+    return build_model(config, in_channels, image_size, num_classes, seed)
 
 
 def count_parameters(model: nn.Module) -> int:

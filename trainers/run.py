@@ -16,8 +16,9 @@ from typing import Any
 import torch
 
 from trainers.config import TrainConfig
-from trainers.data import Split, check_dataset, dataset_info, load_dataset
+from trainers.data import Split, dataset_info
 from trainers.emissions import EmissionsReading, track_emissions
+from trainers.plugins import load_data
 from trainers.train import EpochResult, Trainer, TrainResult
 
 __all__ = ["RunSummary", "build_trainer", "nvml_index", "run_training"]
@@ -52,17 +53,17 @@ class RunSummary:
 def build_trainer(
     config: TrainConfig, data: tuple[Split, Split] | None = None, *, download: bool = False
 ) -> Trainer:
-    """Check the data files, load both splits once, and build the trainer.
+    """Load both splits once through the data set's factory (a built-in set's files are
+    checked first), and build the trainer.
 
-    ``data`` is (train, test) already loaded (or made) for ``config.dataset``: tests and
-    benchmarks that build many trainers load the splits once and pass them here.
+    ``data`` is (train, test) already loaded (or made) for the built-in ``config.dataset``:
+    tests and benchmarks that build many trainers load the splits once and pass them here.
     """
-    if data is None:
-        if not download:
-            check_dataset(config.dataset, config.data_dir)
-        data = load_dataset(config.dataset, config.data_dir, download=download)
-    train, test = data
-    return Trainer(config, train, test, dataset_info(config.dataset))
+    if data is not None:
+        assert isinstance(config.dataset, str), "pre-loaded splits are for built-in sets"
+        return Trainer(config, *data, dataset_info(config.dataset))
+    loaded = load_data(config.dataset, config.data_dir, download=download)
+    return Trainer(config, loaded.train, loaded.test, loaded.info, loaded.transforms)
 
 
 def nvml_index(device: torch.device) -> int | None:

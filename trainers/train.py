@@ -25,11 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.augment import eval_transform, train_transform
 from trainers.config import TrainConfig
 from trainers.data import DatasetInfo, Split
 from trainers.flags import TorchFlags, torch_flags
-from trainers.model import build_model
+from trainers.plugins import Transforms, builtin_transforms, make_model
 from trainers.rng import generator
 from trainers.schedule import count_for, fraction_at
 from trainers.selection import SampleView, budget, make_selector, stratified_order
@@ -143,9 +142,9 @@ def _under_flags(
     return scoped
 
 
-def _no_augment(dataset: str) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
+def _no_augment(prepare: Callable[[torch.Tensor], torch.Tensor]
+                ) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor]:
     """The test-time transform, with the training transform's signature."""
-    prepare = eval_transform(dataset)
     return lambda images, _gen: prepare(images)
 
 
@@ -156,7 +155,11 @@ class Trainer:
     run under ``flags()`` (threads, TF32), which restores the switches when they return.
     """
 
-    def __init__(self, config: TrainConfig, train: Split, test: Split, info: DatasetInfo) -> None:
+    def __init__(self, config: TrainConfig, train: Split, test: Split, info: DatasetInfo,
+                 transforms: Transforms | None = None) -> None:
+        """``transforms`` turn stored batches into model input (default: the built-in set
+        ``info.name``'s); the model comes from ``config.model``'s factory
+        (``trainers.plugins.make_model``)."""
         self.config = config
         self.device = resolve_device(config.device)
         self.torch_flags = torch_flags_for(config, self.device)
@@ -167,9 +170,7 @@ class Trainer:
         self.train = train.to(self.device)  # the whole split lives on the device as uint8
         self.test = test.to(self.device)
         self.n_train = len(train)
-        self.model = build_model(
-            config.model, info.channels, info.input_size, info.num_classes, config.seed
-        ).to(self.device)
+        self.model = make_model(config.model, info, config.seed).to(self.device)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
@@ -177,10 +178,11 @@ class Trainer:
         self._forward: Callable[[torch.Tensor], torch.Tensor] = (
             torch.compile(self.model) if config.compile else self.model  # type: ignore[assignment]
         )
+        transforms = transforms if transforms is not None else builtin_transforms(info.name)
         self.augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] = (
-            train_transform(info.name) if config.augment else _no_augment(info.name)
+            transforms.train if config.augment else _no_augment(transforms.test)
         )
-        self.prepare_test = eval_transform(info.name)
+        self.prepare_test = transforms.test
         # Per-sample state, recorded in the training pass (no extra forward pass); informed
         # selection reads it. Last loss (+inf = never seen, so loss_soft always keeps it),
         # correct at the last visit, and forgetting events (correct -> wrong between visits).
