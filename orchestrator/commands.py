@@ -118,7 +118,8 @@ def _summary(result: Any, as_json: bool) -> int:
         if result.identical:
             print(f"  {result.identical}")
         for key in result.failed:
-            print(f"  failed: {key}")
+            why = result.errors.get(key)
+            print(f"  failed: {key}" + (f": {why}" if why else ""))
         for key in result.unfinished:
             print(f"  unfinished: {key} (lessdata resume {result.name})")
         if result.unsent_writes:
