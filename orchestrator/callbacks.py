@@ -157,8 +157,8 @@ class OutcomeCallback(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         times = getattr(trial, "num_failures", 1)
-        self.failed[_spec(trial).key] = (f"{error_line(trial)} (failed {times} times: "
-                                         "retries exhausted)")
+        attempts = f"{times} attempt{'s' if times != 1 else ''}"
+        self.failed[_spec(trial).key] = f"{error_line(trial)} ({attempts}: retries exhausted)"
 
 
 class ProgressCallback(Callback):

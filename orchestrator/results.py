@@ -132,7 +132,10 @@ class FailedReport:
     """Why it is not retried: a ``orchestrator.record.Stop`` value."""
 
     def line(self) -> str:
-        return f"{self.error} ({self.why.replace('_', ' ')}: not retried)"
+        """The error and why it was not retried, in one line (the summary shows it)."""
+        why = {"not_retryable": "not retried: no retry can fix it",
+               "same_error": "not retried again: its retry failed the same way"}
+        return f"{self.error} ({why.get(self.why, self.why)})"
 
 
 def _numeric(cls: type) -> tuple[str, ...]:
