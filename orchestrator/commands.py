@@ -65,7 +65,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 DEFAULT_MARGIN = 0.1  # as orchestrator.aggregate.DEFAULT_MARGIN (not imported: a fast --help)
-STORAGE_HELP = ("where the grid was submitted (its plan, checkpoints and Tune state; "
+STORAGE_HELP = ("where the grid was submitted (its plan and checkpoints; "
                 "default: $LESSDATA_STORAGE or ./runs)")
 
 
@@ -100,8 +100,9 @@ def _submit_args(p: argparse.ArgumentParser) -> None:
                    "a local SQLite store in runs/)")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or local)")
     p.add_argument("--name", help="grid run name (MLflow experiment); default: the grid's")
-    p.add_argument("--storage", type=Path, help="checkpoints and Tune state, on storage every "
-                   "node sees (default: $LESSDATA_STORAGE or ./runs)")
+    p.add_argument("--storage", type=Path, help="the plan and checkpoints, on storage every "
+                   "node sees (default: $LESSDATA_STORAGE or ./runs; Tune's own state stays "
+                   "on this machine: $LESSDATA_DRIVER_STATE)")
     p.add_argument("--force", action="store_true", help="re-run trials already finished")
     p.add_argument("--system-metrics", action="store_true",
                    help="MLflow system metrics (CPU, GPU, memory) on every trial's run")
