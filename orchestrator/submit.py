@@ -156,8 +156,8 @@ def _run_tune(plan: Plan, todo: list[TrialSpec], tracker: Tracker, result: Submi
     # The legacy reporter honours verbose=0; our ProgressCallback is the live view.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # MLflow is the record: of Tune's own per-trial files only result.json is kept (the
-    # result grid Tune builds reads it); CSV and TensorBoard files would only cost the driver time
-    # per result (set TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0 to have them again).
+    # result grid Tune builds reads it); CSV and TensorBoard files would only cost the
+    # driver time per result (set TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0 to have them again).
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
