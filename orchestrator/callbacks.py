@@ -1,4 +1,6 @@
-"""Tune callbacks on the driver: MLflow logging and the live progress view."""
+"""Tune callbacks on the driver: MLflow logging, the live progress view, and each trial's
+outcome (``OutcomeCallback``: the driver's summary comes from here, in memory, never from
+Tune's result files)."""
 
 from __future__ import annotations
 
@@ -9,17 +11,26 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 from rich.console import Console
 
 from orchestrator.grid import TrialSpec
-from orchestrator.record import EPOCH_METRICS
-from orchestrator.results import EpochReport, FinalReport, from_result, is_final, trial_spec
+from orchestrator.record import EPOCH_METRICS, Stop
+from orchestrator.results import (
+    EpochReport,
+    FailedReport,
+    FinalReport,
+    failure_of,
+    from_result,
+    is_final,
+    trial_spec,
+)
 from orchestrator.tracking import Tracker
 
-__all__ = ["MlflowCallback", "ProgressCallback"]
+__all__ = ["MlflowCallback", "OutcomeCallback", "ProgressCallback", "error_line"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +42,20 @@ def _spec(trial: Any) -> TrialSpec:
     if trial.trial_id not in _SPECS:
         _SPECS[trial.trial_id] = trial_spec(trial.config)
     return _SPECS[trial.trial_id]
+
+
+def error_line(trial: Any) -> str:
+    """The last failure of a trial Tune gave up on, in one line: the last line of the
+    text Tune wrote to ``error.txt`` in the driver's own staging folder (read as text;
+    Tune's ``error.pkl`` beside it is never loaded by lessdata)."""
+    path = getattr(trial, "error_file", None)
+    try:
+        text = Path(path).read_text(errors="replace") if path else ""
+    except OSError:
+        text = ""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    last = lines[-1] if lines else "no error text (see the Ray Tune trial log)"
+    return last[:300]
 
 
 def _history_csv(rows: list[dict[str, float]]) -> str:
@@ -67,6 +92,9 @@ class MlflowCallback(Callback):
             started = report.started_ms if isinstance(report, EpochReport) else 0
             self.tracker.start_trial(key, trial.trial_id, started or None)
             self.started.add(key)
+        if isinstance(report, FailedReport):
+            self.tracker.mark_failed(key, report.error, report.why)
+            return
         if isinstance(report, FinalReport):
             # Read (for a resumed trial, from MLflow) when the writer thread sends it.
             artifacts: dict[str, str | Callable[[], str]] = {
@@ -96,12 +124,11 @@ class MlflowCallback(Callback):
         return [rows[e] for e in sorted(rows)]
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        error = getattr(trial, "error_file", None) or "see the Ray Tune trial log"
         key = _spec(trial).key
         if key not in self.started:  # failed before its first report: its run says so
             self.tracker.start_trial(key, trial.trial_id)
             self.started.add(key)
-        self.tracker.mark_failed(key, f"trial failed after retries: {error}")
+        self.tracker.mark_failed(key, error_line(trial), Stop.RETRIES_EXHAUSTED)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.tracker.close_parents()
@@ -110,6 +137,28 @@ class MlflowCallback(Callback):
             log.error("tracking server still away after %.0f s: %d writes not sent; "
                       "`lessdata resume` sends them later (from the checkpoints)",
                       wait_s, self.tracker.pending)
+
+
+class OutcomeCallback(Callback):
+    """Each trial's outcome as the driver saw it: finished, failed (with its one-line
+    reason) or, when Tune stopped before its end, neither (unfinished)."""
+
+    def __init__(self) -> None:
+        self.finished: set[str] = set()
+        self.failed: dict[str, str] = {}  # trial key -> why, one line
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        key = _spec(trial).key
+        failure = failure_of(trial.last_result)
+        if failure is not None:
+            self.failed[key] = failure.line()
+        elif is_final(trial.last_result):
+            self.finished.add(key)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        times = getattr(trial, "num_failures", 1)
+        attempts = f"{times} attempt{'s' if times != 1 else ''}"
+        self.failed[_spec(trial).key] = f"{error_line(trial)} ({attempts}: retries exhausted)"
 
 
 class ProgressCallback(Callback):
@@ -165,6 +214,11 @@ class ProgressCallback(Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         key = _spec(trial).key
         self.running.discard(key)
+        failure = failure_of(trial.last_result)
+        if failure is not None:
+            self.failed.add(key)
+            self.console.print(f"[red]failed[/red] {key}: {failure.line()}  {self._summary()}")
+            return
         self.done.add(key)
         last = from_result(trial.last_result) if is_final(trial.last_result) else None
         shown = f" best_top1={last.best_top1:.4f}" if isinstance(last, FinalReport) else ""
@@ -174,7 +228,7 @@ class ProgressCallback(Callback):
         key = _spec(trial).key
         self.running.discard(key)
         self.failed.add(key)
-        self.console.print(f"[red]failed[/red] {key}  {self._summary()}")
+        self.console.print(f"[red]failed[/red] {key}: {error_line(trial)}  {self._summary()}")
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.console.print(f"retry  {_spec(trial).key} (from its last checkpoint)")

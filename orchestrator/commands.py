@@ -101,7 +101,8 @@ def _submit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or local)")
     p.add_argument("--name", help="grid run name (MLflow experiment); default: the grid's")
     p.add_argument("--storage", help="the plan and checkpoints: a folder every node sees, or "
-                   "a URI like s3://bucket/prefix (default: $LESSDATA_STORAGE or ./runs)")
+                   "a URI like s3://bucket/prefix (default: $LESSDATA_STORAGE or ./runs; "
+                   "Tune's own state stays on this machine: $LESSDATA_DRIVER_STATE)")
     p.add_argument("--force", action="store_true", help="re-run trials already finished")
     p.add_argument("--system-metrics", action="store_true",
                    help="MLflow system metrics (CPU, GPU, memory) on every trial's run")
@@ -118,7 +119,8 @@ def _summary(result: Any, as_json: bool) -> int:
         if result.identical:
             print(f"  {result.identical}")
         for key in result.failed:
-            print(f"  failed: {key}")
+            why = result.errors.get(key)
+            print(f"  failed: {key}" + (f": {why}" if why else ""))
         for key in result.unfinished:
             print(f"  unfinished: {key} (lessdata resume {result.name})")
         if result.unsent_writes:

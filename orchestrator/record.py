@@ -34,6 +34,7 @@ __all__ = [
     "VIEW_KEY",
     "Kind",
     "State",
+    "Stop",
     "Tag",
     "client",
     "default_tracking_uri",
@@ -69,7 +70,8 @@ class Tag(StrEnum):
     SOURCE = "lessdata.source"  # paper | ours: whose reading the run's schedule is
     STATE = "lessdata.state"
     TUNE_TRIAL_ID = "lessdata.tune_trial_id"
-    ERROR = "lessdata.error"
+    ERROR = "lessdata.error"  # failed trials: one line, the error's type and message
+    STOP = "lessdata.stop"  # failed trials: why it was not retried again (``Stop``)
     EMISSIONS_ATTRIBUTION = "lessdata.emissions_attribution"
     ENERGY_SOURCE_CPU = "lessdata.energy_source.cpu"  # 'sensor: ...' / 'estimate: ...' / 'none'
     ENERGY_SOURCE_GPU = "lessdata.energy_source.gpu"
@@ -113,6 +115,14 @@ class State(StrEnum):
     RUNNING = "running"
     FINISHED = "finished"
     FAILED = "failed"
+
+
+class Stop(StrEnum):
+    """``lessdata.stop`` of a failed trial: why no further attempt was made."""
+
+    NOT_RETRYABLE = "not_retryable"  # an error no retry can fix (bad config, data, device)
+    SAME_ERROR = "same_error"  # its retry failed exactly as the attempt before
+    RETRIES_EXHAUSTED = "retries_exhausted"  # ``max_failures`` retries, each failing
 
 
 N_SEEDS = "n_seeds"

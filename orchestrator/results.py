@@ -19,9 +19,12 @@ __all__ = [
     "EPOCH_METRICS",
     "FINAL_METRICS",
     "EpochReport",
+    "FailedReport",
     "FinalReport",
     "Hardware",
+    "Report",
     "from_result",
+    "failure_of",
     "is_final",
     "param_space",
     "to_result",
@@ -118,6 +121,23 @@ class FinalReport:
         return {name: float(getattr(self, name)) for name in FINAL_METRICS}
 
 
+@dataclass(frozen=True)
+class FailedReport:
+    """A trial ended failed by its trainable, for a failure no retry can fix: Tune sees
+    the trial end and does not retry it (``orchestrator.retry`` judges the failure)."""
+
+    error: str
+    """One line: the error's type and the first line of its message."""
+    why: str
+    """Why it is not retried: a ``orchestrator.record.Stop`` value."""
+
+    def line(self) -> str:
+        """The error and why it was not retried, in one line (the summary shows it)."""
+        why = {"not_retryable": "not retried: no retry can fix it",
+               "same_error": "not retried again: its retry failed the same way"}
+        return f"{self.error} ({why.get(self.why, self.why)})"
+
+
 def _numeric(cls: type) -> tuple[str, ...]:
     skip = {"epoch", "hardware", "started_ms", "replayed", "emissions_attribution",
             "codecarbon_csv", "energy_sources"}
@@ -129,19 +149,24 @@ FINAL_METRICS = _numeric(FinalReport)
 assert not set(EPOCH_METRICS) & set(FINAL_METRICS), "one name per fact"
 
 
-def to_result(report: EpochReport | FinalReport) -> dict[str, Any]:
+Report = EpochReport | FinalReport | FailedReport
+
+
+def to_result(report: Report) -> dict[str, Any]:
     """The dict ``tune.report`` takes: the record as JSON, and the epoch for Tune's own view."""
-    kind = "epoch" if isinstance(report, EpochReport) else "final"
+    kind = {EpochReport: "epoch", FinalReport: "final", FailedReport: "failed"}[type(report)]
     out: dict[str, Any] = {_REPORT: json.dumps({"kind": kind, **asdict(report)})}
     if isinstance(report, EpochReport):
         out["epoch"] = report.epoch
     return out
 
 
-def from_result(result: dict[str, Any]) -> EpochReport | FinalReport:
+def from_result(result: dict[str, Any]) -> Report:
     """The record inside a Tune result (the inverse of ``to_result``)."""
     data = json.loads(result[_REPORT])
     kind = data.pop("kind")
+    if kind == "failed":
+        return FailedReport(**data)
     hardware = data.pop("hardware")
     hw = Hardware(**hardware) if hardware else None
     if kind == "epoch":
@@ -153,6 +178,14 @@ def from_result(result: dict[str, Any]) -> EpochReport | FinalReport:
 def is_final(result: dict[str, Any] | None) -> bool:
     return (result is not None and _REPORT in result
             and isinstance(from_result(result), FinalReport))
+
+
+def failure_of(result: dict[str, Any] | None) -> FailedReport | None:
+    """The failure a trial ended with (``None`` when its last result is not one)."""
+    if result is None or _REPORT not in result:
+        return None
+    report = from_result(result)
+    return report if isinstance(report, FailedReport) else None
 
 
 def param_space(specs: list[TrialSpec]) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.coincide import summary_line
-from orchestrator.grid import TrialSpec, slug
+from orchestrator.driver_state import driver_state_dir, tune_location
+from orchestrator.grid import TrialSpec
 from orchestrator.lease import hold_lease, lease_for
 from orchestrator.plan import (
     Plan,
@@ -29,8 +30,8 @@ from orchestrator.plan import (
 from orchestrator.plugins import check_code_unchanged, runtime_env
 from orchestrator.preflight import check_resources, connect_ray
 from orchestrator.record import Kind, Tag
-from orchestrator.results import is_final, param_space, trial_spec
-from orchestrator.storage import is_remote, join, open_store
+from orchestrator.results import param_space, trial_spec
+from orchestrator.storage import open_store
 from orchestrator.tracking import Tracker
 from trainers.errors import ConfigError, StorageError, TrackingError
 
@@ -54,6 +55,8 @@ class SubmitResult:
     skipped: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    """Failed trial key -> why, in one line."""
     unfinished: list[str] = field(default_factory=list)
     unsent_writes: int = 0
     """Tracking writes that never reached the server (it stayed away): resume sends them."""
@@ -120,6 +123,7 @@ def run_plan(plan: Plan, force: bool = False, quiet: bool = False) -> SubmitResu
 def _run_plan(plan: Plan, force: bool, quiet: bool) -> SubmitResult:
     connect_ray(plan.address, runtime_env=runtime_env(plan.grid.code))
     check_resources(plan.grid.resources)
+    driver_state_dir(plan.storage)  # Tune's state: refused in the storage, before any run
     write_plan(plan)
     with Tracker(plan.tracking_uri, plan.name) as tracker:
         if force:
@@ -149,36 +153,30 @@ def _forget(tracker: Tracker, plan: Plan) -> None:
         open_store(t.checkpoint_dir).delete_all()
 
 
-def _tune_storage(plan: Plan) -> str:
-    """Tune's own state: beside the plan on a folder; on the driver's disk when the storage
-    is an object store (nothing of lessdata's resume reads it: the checkpoints and the
-    plan are in the bucket, the runs in MLflow)."""
-    if not is_remote(plan.storage):
-        return join(plan.storage, "tune")
-    local = os.environ.get("LESSDATA_DRIVER_STATE") or str(Path.home() / ".lessdata")
-    return str(Path(local).expanduser().resolve() / "tune")
-
-
 def _run_tune(plan: Plan, todo: list[TrialSpec], tracker: Tracker, result: SubmitResult,
               quiet: bool) -> None:
     # The legacy reporter honours verbose=0; our ProgressCallback is the live view.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # MLflow is the record: of Tune's own per-trial files only result.json is kept (its
-    # result grid reads it); CSV and TensorBoard files would only cost the driver time
-    # per result (set TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0 to have them again).
+    # MLflow is the record: of Tune's own per-trial files only result.json is kept (the
+    # result grid Tune builds reads it); CSV and TensorBoard files would only cost the
+    # driver time per result (set TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0 to have them again).
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     from ray import tune
     from ray.tune.logger import JsonLoggerCallback
 
-    from orchestrator.callbacks import MlflowCallback, ProgressCallback
+    from orchestrator.callbacks import MlflowCallback, OutcomeCallback, ProgressCallback
     from orchestrator.entry import train_trial
 
-    callbacks: list[Any] = [MlflowCallback(tracker)]
+    outcome = OutcomeCallback()
+    callbacks: list[Any] = [MlflowCallback(tracker), outcome]
     if os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] == "1":
         callbacks.append(JsonLoggerCallback())
     if not quiet:
         callbacks.append(ProgressCallback(len(todo)))
     trainable = tune.with_resources(train_trial, plan.grid.resources.ray_resources())
+    # Tune's own state (pickles among it) on the driver's disk, never in the storage that
+    # workers write (orchestrator.driver_state).
+    storage_path, experiment = tune_location(plan.storage, plan.name)
     tuner = tune.Tuner(
         trainable,
         param_space=param_space(todo),
@@ -187,24 +185,20 @@ def _run_tune(plan: Plan, todo: list[TrialSpec], tracker: Tracker, result: Submi
             # slot runs trial after trial, so torch, the trainer and codecarbon's probes
             # are paid once per slot, not once per trial.
             reuse_actors=True,
-            trial_dirname_creator=lambda trial: slug(trial_spec(trial.config).key),
+            trial_dirname_creator=lambda trial: storage_name(trial_spec(trial.config).key),
         ),
         run_config=tune.RunConfig(
-            name=slug(plan.name),
-            storage_path=_tune_storage(plan),
+            name=experiment,
+            storage_path=storage_path,
             failure_config=tune.FailureConfig(max_failures=plan.grid.max_failures),
             callbacks=callbacks,
             verbose=0,
         ),
     )
-    grid_result = tuner.fit()
-    for res in (grid_result[i] for i in range(len(grid_result))):
-        key = trial_spec(res.config).key if res.config else "?"
-        if res.error:
-            result.failed.append(key)
-        elif is_final(res.metrics):
-            result.finished.append(key)
-        else:  # stopped before its end (Ctrl-C): `lessdata resume` finishes it
-            result.unfinished.append(key)
-    result.finished.sort()
-    result.failed.sort()
+    tuner.fit()  # its result grid is not read: the outcome is what the callbacks saw
+    result.finished = sorted(outcome.finished)
+    result.failed = sorted(outcome.failed)
+    result.errors = {key: outcome.failed[key] for key in result.failed}
+    # stopped before their end (Ctrl-C, SIGTERM): `lessdata resume` finishes them
+    result.unfinished = [t.key for t in todo
+                         if t.key not in outcome.finished and t.key not in outcome.failed]

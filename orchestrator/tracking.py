@@ -157,13 +157,16 @@ class Tracker:
         self.writer.put(f"aggregate of {experiment}", lambda: self._aggregate(experiment),
                         replace=True)  # the newest counts every seed finished before it
 
-    def mark_failed(self, key: str, reason: str) -> None:
+    def mark_failed(self, key: str, reason: str, stop: str = "") -> None:
+        """The run ends FAILED, with ``reason`` (one line) and why no retry followed."""
         end = _now_ms()
+        tags: dict[str, str] = {Tag.STATE: State.FAILED, Tag.ERROR: reason[:5000]}
+        if stop:
+            tags[Tag.STOP] = stop
 
         def op() -> None:
             run_id = self.runs[key]
-            self.client.set_tag(run_id, Tag.STATE, State.FAILED)
-            self.client.set_tag(run_id, Tag.ERROR, reason[:5000])
+            self.client.log_batch(run_id, tags=_run_tags(tags), synchronous=True)
             self.client.set_terminated(run_id, "FAILED", end_time=end)
 
         self.writer.put(f"failure of {key}", op)

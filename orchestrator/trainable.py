@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from ray import tune
 
+from orchestrator import retry
 from orchestrator.grid import TrialSpec
 from orchestrator.results import EpochReport, FinalReport, Hardware, to_result, trial_spec
 from orchestrator.storage import Store, open_store
@@ -131,9 +132,26 @@ def epoch_report(result: EpochResult, hw: Hardware | None = None, started_ms: in
 
 
 def train_trial(params: dict[str, Any]) -> None:
-    """Function trainable (runs on a worker)."""
-    start, started_ms = time.perf_counter(), int(time.time() * 1000)
+    """Function trainable (runs on a worker): a failure no retry can fix ends the trial
+    failed (a ``FailedReport``), any other is raised for Tune to retry (``orchestrator.retry``).
+    """
     spec = trial_spec(params)
+    folder = Path(spec.checkpoint_dir)
+    try:
+        _train(spec)
+    except StopIteration:  # Ray's runner thread reads it as "stop, no error"
+        raise
+    except Exception as exc:
+        failed = retry.judge(exc, folder)
+        if failed is None:
+            raise
+        tune.report(to_result(failed))
+        return
+    retry.forget(folder)
+
+
+def _train(spec: TrialSpec) -> None:
+    start, started_ms = time.perf_counter(), int(time.time() * 1000)
     resources = tune.get_context().get_trial_resources().required_resources
     config = spec.config.model_copy(
         update={

@@ -31,6 +31,14 @@ BIN = Path(sys.executable).parent
 quiet_services()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def driver_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ray Tune's own state of every driver the tests start (``orchestrator.driver_state``)
+    goes to the session's temporary folder, not to ~/.local/state (unless set already)."""
+    os.environ.setdefault("LESSDATA_DRIVER_STATE", str(tmp_path_factory.mktemp("driver-state")))
+    return Path(os.environ["LESSDATA_DRIVER_STATE"])
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
     """A real MLflow tracking server on 127.0.0.1 with a SQLite store."""

@@ -11,8 +11,10 @@ from orchestrator.results import (
     EPOCH_METRICS,
     FINAL_METRICS,
     EpochReport,
+    FailedReport,
     FinalReport,
     Hardware,
+    failure_of,
     from_result,
     is_final,
     to_result,
@@ -33,11 +35,17 @@ FINAL = FinalReport(best_top1=0.9, best_epoch=2, final_top1=0.8, epochs_trained=
                     emissions_attribution="share", codecarbon_csv="a,b\n")
 
 
-@pytest.mark.parametrize("report", [EPOCH, dataclasses.replace(EPOCH, hardware=None), FINAL])
-def test_a_report_survives_the_round_trip(report: EpochReport | FinalReport) -> None:
+FAILED = FailedReport(error="ConfigError: bad value", why="not_retryable")
+
+
+@pytest.mark.parametrize("report", [EPOCH, dataclasses.replace(EPOCH, hardware=None), FINAL,
+                                    FAILED])
+def test_a_report_survives_the_round_trip(report: EpochReport | FinalReport | FailedReport
+                                          ) -> None:
     result = {**to_result(report), "training_iteration": 7}  # Tune adds its own keys
     assert from_result(result) == report
     assert is_final(result) == isinstance(report, FinalReport)
+    assert failure_of(result) == (report if isinstance(report, FailedReport) else None)
 
 
 def test_every_final_number_is_a_metric_and_no_name_is_both() -> None:
