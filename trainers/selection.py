@@ -41,6 +41,7 @@ import torch
 
 from trainers.errors import ConfigError
 from trainers.rng import generator
+from trainers.schedule import first_epoch_at
 
 __all__ = [
     "ANNEALED",
@@ -50,6 +51,7 @@ __all__ = [
     "Selector",
     "annealing",
     "budget",
+    "first_annealed_epoch",
     "make_selector",
     "planned_counts",
     "soft_prune",
@@ -268,6 +270,11 @@ def make_selector(name: str, labels: torch.Tensor, seed: int) -> Selector:
 def annealing(name: str, anneal: float, epoch: int, epochs: int) -> bool:
     """Whether ``epoch`` (0-based) is past the annealing boundary ``epoch / epochs >= anneal``."""
     return name in ANNEALED and epoch / epochs >= anneal
+
+
+def first_annealed_epoch(name: str, anneal: float, epochs: int) -> int:
+    """The first epoch ``annealing`` holds for (``epochs`` if none): O(1) in the epochs."""
+    return first_epoch_at(anneal, epochs) if name in ANNEALED else epochs
 
 
 def budget(name: str, anneal: float, count: int, n: int, epoch: int, epochs: int) -> int:
