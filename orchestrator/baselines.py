@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
+from trainers.budget import first_annealed_epoch
 from trainers.schedule import Breakpoint, Piecewise, Schedule, count_runs, round_half_up
 
 __all__ = ["BASELINES", "BaselineKind", "planned_evaluations", "short_epochs",
@@ -33,8 +34,6 @@ def planned_evaluations(schedule: Schedule, selection: str, anneal: float, n: in
     Summed over the schedule's runs of equal counts (``count_runs``), never per epoch, so
     planning a run of 10^9 epochs takes as long as one of 300.
     """
-    from trainers.selection import first_annealed_epoch
-
     annealed = first_annealed_epoch(selection, anneal, epochs)
     total, start = 0, 0
     for count, length in count_runs(schedule, n, epochs):
@@ -46,8 +45,6 @@ def planned_evaluations(schedule: Schedule, selection: str, anneal: float, n: in
 def uniform_schedule(total: int, n: int, epochs: int, selection: str, anneal: float
                      ) -> Schedule:
     """The constant-fraction schedule that trains on about ``total`` images in ``epochs``."""
-    from trainers.selection import first_annealed_epoch
-
     free = first_annealed_epoch(selection, anneal, epochs)  # epochs before annealing
     assert free, "epoch 0 is never annealed (anneal > 0)"
     left = total - (epochs - free) * n  # what the non-annealed epochs may use

@@ -57,6 +57,8 @@ class PlanOptions:
     """``--only``: the experiments kept (empty: all)."""
     benchmark: bool = True
     """False for ``--no-benchmark``."""
+    allow_large: bool = False
+    """``--allow-large``: plan a grid past the caps of ``orchestrator.limits``."""
 
 
 class Plan(BaseModel):
@@ -104,7 +106,8 @@ def resolve_plan(options: PlanOptions) -> Plan:
     if options.epochs is not None and options.epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {options.epochs}")
     grid = load_grid(options.grid, sets=options.sets, dataset=options.dataset,
-                     seeds=options.seeds, epochs=options.epochs, data_dir=options.data_dir)
+                     seeds=options.seeds, epochs=options.epochs, data_dir=options.data_dir,
+                     allow_large=options.allow_large)
     if options.only or not options.benchmark:
         declared = grid.experiments + [c.name for c in grid.custom]
         only = options.only or tuple(n for n in declared if n != "Benchmark")
@@ -166,7 +169,7 @@ def identical_schedules(grid: Grid, trials: list[TrialSpec] | None = None
 
 def _file_dataset(ref: str) -> str | None:
     try:
-        return load_grid(ref).dataset
+        return load_grid(ref, allow_large=True).dataset
     except ConfigError:
         return None
 

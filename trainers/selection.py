@@ -39,9 +39,9 @@ from typing import Protocol
 
 import torch
 
+from trainers.budget import ANNEALED, annealing, budget, first_annealed_epoch, planned_counts
 from trainers.errors import ConfigError
 from trainers.rng import generator
-from trainers.schedule import first_epoch_at
 
 __all__ = [
     "ANNEALED",
@@ -58,8 +58,6 @@ __all__ = [
     "stratified_order",
 ]
 
-ANNEALED = frozenset({"loss_soft"})
-"""Strategies that train on all the data (weight 1) from the annealing boundary on."""
 
 
 @dataclass(frozen=True)
@@ -262,27 +260,3 @@ def make_selector(name: str, labels: torch.Tensor, seed: int) -> Selector:
             f"unknown selection {name!r}; expected one of: {', '.join(SELECTIONS)}"
         ) from None
     return _Bound(name, labels.numel(), factory(labels.cpu(), seed))
-
-
-# -- the budget of an epoch ----------------------------------------------------------------
-
-
-def annealing(name: str, anneal: float, epoch: int, epochs: int) -> bool:
-    """Whether ``epoch`` (0-based) is past the annealing boundary ``epoch / epochs >= anneal``."""
-    return name in ANNEALED and epoch / epochs >= anneal
-
-
-def first_annealed_epoch(name: str, anneal: float, epochs: int) -> int:
-    """The first epoch ``annealing`` holds for (``epochs`` if none): O(1) in the epochs."""
-    return first_epoch_at(anneal, epochs) if name in ANNEALED else epochs
-
-
-def budget(name: str, anneal: float, count: int, n: int, epoch: int, epochs: int) -> int:
-    """Samples ``epoch`` trains on: the schedule's ``count``, or all ``n`` when annealing."""
-    return n if annealing(name, anneal, epoch, epochs) else count
-
-
-def planned_counts(name: str, anneal: float, counts: list[int], n: int) -> list[int]:
-    """Per-epoch training samples of a run with the schedule's ``counts`` (one per epoch)."""
-    epochs = len(counts)
-    return [budget(name, anneal, c, n, t, epochs) for t, c in enumerate(counts)]

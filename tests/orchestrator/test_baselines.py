@@ -8,9 +8,9 @@ import time
 import pytest
 
 from orchestrator.baselines import planned_evaluations, uniform_schedule
+from trainers.budget import annealing, first_annealed_epoch, planned_counts
 from trainers.experiments import EXPERIMENTS
 from trainers.schedule import Breakpoint, DataIncrement, Piecewise, counts
-from trainers.selection import annealing, first_annealed_epoch, planned_counts
 
 SCHEDULES = [EXPERIMENTS[name] for name in ("Benchmark", "E1", "E5", "E12", "E20")] + [
     DataIncrement(s=0.3),
