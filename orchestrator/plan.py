@@ -16,13 +16,13 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from orchestrator.atomic_write import write_atomically
 from orchestrator.coincide import Coincidence, PlanEntry, find_identical
 from orchestrator.grid import NAME, Grid, TrialSpec, load_grid, slug
 from orchestrator.order import interleave
@@ -204,11 +204,7 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
 def write_plan(plan: Plan) -> Path:
     """Written then renamed: a crash mid-write leaves the previous plan intact."""
     path = plan_path(plan.name, plan.storage)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w") as out:
-        out.write(plan.model_dump_json(indent=2))
-    os.replace(tmp, path)
+    write_atomically(path, plan.model_dump_json(indent=2).encode(), "the grid's record")
     return path
 
 

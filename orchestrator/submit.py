@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.atomic_write import storage_failure
 from orchestrator.coincide import summary_line
 from orchestrator.grid import TrialSpec, slug
 from orchestrator.lease import hold_lease
@@ -60,6 +61,8 @@ class SubmitResult:
     """Writes the server refused (HTTP 4xx), dropped: 'what (HTTP status): message'."""
     identical: str = ""
     """One line naming the experiments trained once for several names ("" when none)."""
+    full_disk: str = ""
+    """The line of a trial stopped by a full storage ("" when none): exit 3, then resume."""
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -134,6 +137,9 @@ def _run_plan(plan: Plan, force: bool, quiet: bool) -> SubmitResult:
         result.unsent_writes = tracker.pending
         result.rejected_writes = [f"{r.what} (HTTP {r.status}): {r.message}"
                                   for r in tracker.writer.rejected]
+    if result.full_disk:  # after the tracker closed: what was logged is in MLflow
+        raise StorageError(f"{result.full_disk}; free space there, then run "
+                           f"`lessdata resume {plan.name}`")
     return result
 
 
@@ -190,6 +196,7 @@ def _run_tune(plan: Plan, todo: list[TrialSpec], tracker: Tracker, result: Submi
         key = trial_spec(res.config).key if res.config else "?"
         if res.error:
             result.failed.append(key)
+            result.full_disk = result.full_disk or storage_failure(res.error) or ""
         elif is_final(res.metrics):
             result.finished.append(key)
         else:  # stopped before its end (Ctrl-C): `lessdata resume` finishes it

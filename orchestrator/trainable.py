@@ -18,6 +18,7 @@ killed driver and a re-submission all find the same state there.
 
 from __future__ import annotations
 
+import io
 import os
 import platform
 import socket
@@ -29,6 +30,7 @@ from typing import Any
 import torch
 from ray import tune
 
+from orchestrator.atomic_write import write_atomically
 from orchestrator.grid import TrialSpec
 from orchestrator.results import EpochReport, FinalReport, Hardware, to_result, trial_spec
 from orchestrator.sysmetrics import system_metrics
@@ -93,13 +95,12 @@ def _share(spec: TrialSpec, resources: dict[str, float]) -> float:
 
 
 def save_checkpoint(directory: Path, state: dict[str, Any], so_far: EmissionsReading) -> None:
-    """One file, written then renamed: a crash mid-write leaves the previous one intact."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """One file, written then renamed: a crash mid-write leaves the previous one intact;
+    a full disk is a ``StorageError`` (folder, size, space free) and leaves no partial file."""
     carried = {k: v for k, v in so_far.__dict__.items() if k not in ("csv_path", "details")}
-    fd, tmp = tempfile.mkstemp(prefix="partial-", suffix=".pt", dir=directory)
-    os.close(fd)
-    torch.save({**state, "emissions_so_far": carried}, tmp)
-    os.replace(tmp, directory / STATE_FILE)
+    buffer = io.BytesIO()  # its size is the space the write needs
+    torch.save({**state, "emissions_so_far": carried}, buffer)
+    write_atomically(directory / STATE_FILE, buffer.getbuffer().tobytes(), "a checkpoint")
 
 
 def load_checkpoint(
