@@ -3,15 +3,19 @@ the size needed and the space free; no partial file; the previous version kept."
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from ray.exceptions import RayTaskError
 
 from orchestrator import atomic_write
 from orchestrator.atomic_write import human_bytes, storage_failure, write_atomically
+from orchestrator.lease import hold_lease
+from orchestrator.plan import PlanOptions, resolve_plan, write_plan
 from trainers.errors import StorageError
 
 
@@ -91,3 +95,31 @@ def test_storage_failure_finds_the_line_in_what_ray_hands_back() -> None:
 def test_human_bytes() -> None:
     assert [human_bytes(b) for b in (0, 999, 1000, 303_195, 999_999, 4.2e9)] == [
         "0 B", "999 B", "1.0 kB", "303.2 kB", "1.0 MB", "4.2 GB"]
+
+
+def _fill(folder: Path, leave: int) -> None:
+    """Fill ``folder``'s file system up to ``leave`` bytes free (in whole pages)."""
+    free = shutil.disk_usage(folder).free
+    (folder / "filler.bin").write_bytes(b"\0" * max(0, free - leave))
+
+
+def test_the_grid_record_and_the_lease_on_a_full_disk(tiny: Path, tmp_path: Path) -> None:
+    """The driver's own writes: the record (``write_plan``) and the lease say the same line."""
+    grid = tmp_path / "g.yaml"
+    grid.write_text(yaml.safe_dump({
+        "name": "full", "dataset": "digits", "epochs": 2, "experiments": ["Benchmark", "E1"],
+        "model": {"width": 0.125}, "training": {"train_subset": 100, "test_subset": 50}}))
+    plan = resolve_plan(PlanOptions(grid=str(grid), storage=tiny / "s",
+                                    tracking_uri=f"sqlite:///{tmp_path}/m.db"))
+    (tiny / "s" / "grids").mkdir(parents=True)
+    _fill(tiny, leave=4096)
+    with pytest.raises(StorageError, match=r"no space left in .*/s/grids to write the "
+                                           r"grid's record: it needs \d+\.\d kB, 4\.1 kB is"):
+        write_plan(plan)
+    (tiny / "filler.bin").unlink()
+    _fill(tiny, leave=0)
+    lease = tiny / "s" / "leases" / "full.json"
+    with pytest.raises(StorageError, match=r"to write the grid's lease: it needs \d+ B, 0 B"), \
+            hold_lease(lease, "grid 'full'"):
+        pass
+    assert [p for p in tiny.rglob("*") if "partial" in p.name] == []
