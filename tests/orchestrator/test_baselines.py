@@ -3,6 +3,8 @@ that does not grow with the epochs."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -49,3 +51,14 @@ def test_uniform_twin_matches_a_billion_epochs_in_constant_time(selection: str) 
         twin = uniform_schedule(total, n, epochs, selection, 0.875)
         assert abs(planned_evaluations(twin, selection, 0.875, n, epochs) - total) <= epochs / 2
     assert time.perf_counter() - start < 1.0
+
+
+def test_planning_twins_never_imports_torch() -> None:
+    """Budget-matched twins are planned on the driver: no torch (seconds of import)."""
+    script = ("import sys\nfrom orchestrator.grid import load_grid\n"
+              "grid = load_grid('budget-matched')\n"
+              "assert any(p.twin_of for p in grid.plans().values()) and grid.trials()\n"
+              "assert 'torch' not in sys.modules, 'torch imported'\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
