@@ -2,8 +2,9 @@
 no partial files left, and ``lessdata resume`` finishes every trial once space is freed.
 
 The storage is a real tmpfs (``mount -t tmpfs``, root only: skipped otherwise) of 4 MB,
-filled up by a file of ours to leave too little room for a checkpoint (about 300 kB for
-this model) while the grid's record and Tune's own small files still fit.
+filled up by a file of ours to leave room for the grid's record, Tune's own small files
+and about one checkpoint (some 580 kB for this model at epoch 1): the disk fills up
+mid-grid, the first checkpoint written is kept and resumed from.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.slow
 
 EPOCHS = 3
 SIZE_KB = 4096
-LEFT_KB = 200  # free after the filler: the record and Tune's files fit, a checkpoint not
+LEFT_KB = 900  # free after the filler: the record, Tune's files and one checkpoint at most
 
 
 @pytest.fixture
@@ -67,7 +68,7 @@ def test_full_storage_is_one_line_then_resume_finishes(tmp_path: Path, small_tmp
     assert re.search(r" to write a checkpoint: it needs \d+\.\d kB, \d+\.\d kB is free there; "
                      r"free space there, then run `lessdata resume full-disk`$", line), line
     assert _partials(store) == [], _partials(store)
-    assert not list(store.rglob("trainer.pt"))
+    assert len(list(store.rglob("trainer.pt"))) <= 1  # complete, or none at all
 
     filler.unlink()  # space is freed
     resumed = run_cli("resume", name, "--storage", str(store), "--address", local_ray.address,
