@@ -65,7 +65,8 @@ def write_atomically(path: Path, data: bytes, what: str | None = None) -> None:
         raise no_space(folder, what, len(data))
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{PARTIAL_PREFIX}", suffix=path.suffix, dir=folder)
+        # ".NAME.partial-XXXX": hidden, and never matching "*.json" or "*.pt" globs
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{PARTIAL_PREFIX}", dir=folder)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
         os.replace(tmp, path)
