@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from trainers.schedule import Breakpoint, Piecewise, Schedule, counts, round_half_up
+from trainers.budget import first_annealed_epoch
+from trainers.schedule import Breakpoint, Piecewise, Schedule, count_runs, round_half_up
 
 __all__ = ["BASELINES", "BaselineKind", "planned_evaluations", "short_epochs",
            "uniform_schedule"]
@@ -28,21 +29,26 @@ BASELINES: tuple[BaselineKind, ...] = get_args(BaselineKind)
 
 def planned_evaluations(schedule: Schedule, selection: str, anneal: float, n: int,
                         epochs: int) -> int:
-    """Training images of a run: the schedule's counts, all ``n`` in annealed epochs."""
-    from trainers.selection import planned_counts
+    """Training images of a run: the schedule's counts, all ``n`` in annealed epochs.
 
-    return sum(planned_counts(selection, anneal, counts(schedule, n, epochs), n))
+    Summed over the schedule's runs of equal counts (``count_runs``), never per epoch, so
+    planning a run of 10^9 epochs takes as long as one of 300.
+    """
+    annealed = first_annealed_epoch(selection, anneal, epochs)
+    total, start = 0, 0
+    for count, length in count_runs(schedule, n, epochs):
+        total += count * max(0, min(length, annealed - start))
+        start += length
+    return total + n * (epochs - annealed)
 
 
 def uniform_schedule(total: int, n: int, epochs: int, selection: str, anneal: float
                      ) -> Schedule:
     """The constant-fraction schedule that trains on about ``total`` images in ``epochs``."""
-    from trainers.selection import annealing
-
-    free = [t for t in range(epochs) if not annealing(selection, anneal, t, epochs)]
+    free = first_annealed_epoch(selection, anneal, epochs)  # epochs before annealing
     assert free, "epoch 0 is never annealed (anneal > 0)"
-    left = total - (epochs - len(free)) * n  # what the non-annealed epochs may use
-    fraction = min(1.0, max(1.0 / n, left / (len(free) * n)))
+    left = total - (epochs - free) * n  # what the non-annealed epochs may use
+    fraction = min(1.0, max(1.0 / n, left / (free * n)))
     return Piecewise(breakpoints=[Breakpoint(at=0.0, fraction=fraction)])
 
 

@@ -55,7 +55,7 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        self.exit(exits.USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(exits.USAGE, exits.error_line(self.prog, message) + "\n")
 
 
 def device_choice(value: str) -> str:
@@ -268,10 +268,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             # SIGTERM reached Tune as a stop: the summary is printed, the code says why.
             return exits.TERMINATED if code and terminated.received else code
         except LessdataError as exc:
-            print(f"lessdata {args.command}: error: {exc}", file=sys.stderr)
+            print(exits.error_line(f"lessdata {args.command}", exc), file=sys.stderr)
             return exits.code_for(exc)
         except json.JSONDecodeError as exc:
-            print(f"lessdata {args.command}: error: invalid JSON: {exc}", file=sys.stderr)
+            print(exits.error_line(f"lessdata {args.command}", f"invalid JSON: {exc}"),
+                  file=sys.stderr)
             return exits.USAGE
         except KeyboardInterrupt:
             how = "terminated (SIGTERM)" if terminated.received else "interrupted"

@@ -104,6 +104,9 @@ def _submit_args(p: argparse.ArgumentParser) -> None:
                    "a URI like s3://bucket/prefix (default: $LESSDATA_STORAGE or ./runs; "
                    "Tune's own state stays on this machine: $LESSDATA_DRIVER_STATE)")
     p.add_argument("--force", action="store_true", help="re-run trials already finished")
+    p.add_argument("--allow-large", action="store_true",
+                   help="plan a grid past the caps of 2,000 trials, 10,000 epochs or 1,000 "
+                   "seeds (a mistyped zero is refused without it)")
     p.add_argument("--system-metrics", action="store_true",
                    help="MLflow system metrics (CPU, GPU, memory) on every trial's run")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -154,6 +157,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         name=args.name, storage=args.storage, system_metrics=args.system_metrics,
         sets=tuple(args.sets), only=parse_only(args.only) if args.only is not None else (),
         benchmark=not args.no_benchmark, force=args.force, quiet=args.json,
+        allow_large=args.allow_large,
     )
     if args.dry_run:
         return _dry_run(options, args.json)

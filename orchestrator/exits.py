@@ -32,8 +32,10 @@ __all__ = [
     "INTERRUPTED",
     "TERMINATED",
     "TRIALS_FAILED",
+    "MAX_ERROR_LINE",
     "USAGE",
     "code_for",
+    "error_line",
     "reclaim_sigterm",
     "sigterm_as_interrupt",
 ]
@@ -49,6 +51,18 @@ EPILOG = ("exit codes: 0 done; 1 trials failed; 2 wrong input (flags, grid, valu
           "3 wrong environment (tracking server, cluster, data, device, storage, another "
           "driver); 130 interrupted (Ctrl-C), 143 terminated (SIGTERM): `lessdata resume "
           "NAME` finishes the unfinished trials")
+
+
+MAX_ERROR_LINE = 1000
+"""The longest error line the CLI prints (each quote of the input is clipped shorter)."""
+
+
+def error_line(prog: str, message: object) -> str:
+    """``PROG: error: MESSAGE`` as one line of at most ``MAX_ERROR_LINE`` characters,
+    whatever the message holds: the one place every error line of the CLI is capped."""
+    from orchestrator.safe_yaml import clip
+
+    return clip(f"{prog}: error: {message}", MAX_ERROR_LINE)
 
 
 def code_for(exc: LessdataError) -> int:

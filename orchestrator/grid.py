@@ -24,6 +24,7 @@ from orchestrator.baselines import (
     short_epochs,
     uniform_schedule,
 )
+from orchestrator.limits import check_size
 from orchestrator.recipe import Placement, Resources, Training, lift_placement
 from orchestrator.record import trial_key
 from orchestrator.safe_yaml import read_yaml_file
@@ -44,7 +45,7 @@ from trainers.schedule import Benchmark, Schedule
 __all__ = ["ExperimentPlan", "Grid", "Placement", "Resources", "TrialSpec", "load_grid",
            "shipped_grids", "trial_key"]
 
-SeedCount = Annotated[int, Field(ge=1, le=1000)]
+SeedCount = Annotated[int, Field(ge=1)]  # capped in orchestrator.limits
 SeedList = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -294,9 +295,11 @@ def shipped_grids() -> dict[str, Path]:
     }
 
 
-def load_grid(ref: str | Path, sets: Sequence[str] = (), **overrides: Any) -> Grid:
+def load_grid(ref: str | Path, sets: Sequence[str] = (), allow_large: bool = False,
+              **overrides: Any) -> Grid:
     """A shipped grid's name or a YAML path -> validated Grid (with CLI overrides applied;
-    ``sets`` are ``--set KEY=VALUE`` items, written in before the flags)."""
+    ``sets`` are ``--set KEY=VALUE`` items, written in before the flags). Over a cap of
+    ``orchestrator.limits`` it is refused unless ``allow_large``."""
     path = Path(ref)
     shipped = shipped_grids()
     if not path.suffix and str(ref) in shipped:
@@ -324,6 +327,8 @@ def load_grid(ref: str | Path, sets: Sequence[str] = (), **overrides: Any) -> Gr
         raw["code"] = [str((path.parent / c).resolve()) if isinstance(c, str) else c
                        for c in raw["code"]]
     grid = parse_model(Grid, raw, where=str(path) + (" with --set" if sets else ""))
+    if not allow_large:
+        check_size(grid)
     # Expanding checks every trial's full TrainConfig too, before any compute.
     grid.trials()
     return grid

@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from orchestrator.atomic_write import write_atomically
 from orchestrator.storage import LocalStore, Store, open_store
 from trainers.errors import BusyError, StorageError
 
@@ -87,9 +88,8 @@ class Lease:
             return None  # none, or damaged: a damaged lease holds nothing
 
     def _write(self, record: LeaseRecord) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{self.token}")
-        tmp.write_text(json.dumps(asdict(record)))
-        os.replace(tmp, self.path)
+        # Whole or not at all; a full disk is one line (StorageError), no partial file.
+        write_atomically(self.path, json.dumps(asdict(record)).encode(), "the grid's lease")
 
     def acquire(self, what: str) -> None:
         """Take the lease, or raise BusyError naming its live holder."""
@@ -196,7 +196,7 @@ def hold_lease(where: Path | Lease, what: str, ttl_s: float = TTL_S) -> Iterator
                 if not lease.renew():
                     log.error("the lease of %s was taken over by another driver", what)
                     return
-            except (OSError, StorageError) as exc:  # storage away: try again next beat
+            except (OSError, StorageError) as exc:  # storage away or full: next beat
                 log.warning("could not renew the lease of %s: %s", what, exc)
 
     thread = threading.Thread(target=beat, daemon=True, name="lessdata-lease")

@@ -61,6 +61,8 @@ class PlanOptions:
     """``--only``: the experiments kept (empty: all)."""
     benchmark: bool = True
     """False for ``--no-benchmark``."""
+    allow_large: bool = False
+    """``--allow-large``: plan a grid past the caps of ``orchestrator.limits``."""
 
 
 class Plan(BaseModel):
@@ -120,7 +122,8 @@ def resolve_plan(options: PlanOptions) -> Plan:
     if options.epochs is not None and options.epochs < 1:
         raise ConfigError(f"--epochs must be >= 1, got {options.epochs}")
     grid = load_grid(options.grid, sets=options.sets, dataset=options.dataset,
-                     seeds=options.seeds, epochs=options.epochs, data_dir=options.data_dir)
+                     seeds=options.seeds, epochs=options.epochs, data_dir=options.data_dir,
+                     allow_large=options.allow_large)
     if options.only or not options.benchmark:
         declared = grid.experiments + [c.name for c in grid.custom]
         only = options.only or tuple(n for n in declared if n != "Benchmark")
@@ -184,7 +187,7 @@ def identical_schedules(grid: Grid, trials: list[TrialSpec] | None = None
 
 def _file_dataset(ref: str) -> str | None:
     try:
-        return dataset_label(load_grid(ref).dataset)
+        return dataset_label(load_grid(ref, allow_large=True).dataset)
     except ConfigError:
         return None
 
@@ -228,9 +231,11 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def write_plan(plan: Plan) -> str:
-    """Replaced as a whole: a crash mid-write leaves the previous plan intact."""
+    """Replaced as a whole: a crash mid-write leaves the previous plan intact; a full disk
+    is one line (``StorageError``) and leaves no partial file."""
     open_store(plan.storage).write_bytes(plan_key(plan.name),
-                                         plan.model_dump_json(indent=2).encode())
+                                         plan.model_dump_json(indent=2).encode(),
+                                         what="the grid's record")
     return plan_path(plan.name, plan.storage)
 
 

@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from pathlib import Path
 
 from orchestrator.record import Stop
 from orchestrator.results import FailedReport
-from trainers.errors import ConfigError, DataError, DeviceError
+from orchestrator.storage import Store
+from trainers.errors import ConfigError, DataError, DeviceError, StorageError
 
 __all__ = ["LAST_FAILURE", "NOT_RETRYABLE", "forget", "judge", "retryable", "signature"]
 
@@ -62,14 +61,15 @@ def retryable(exc: BaseException) -> bool:
     return not isinstance(exc, NOT_RETRYABLE)
 
 
-def judge(exc: Exception, folder: Path) -> FailedReport | None:
+def judge(exc: Exception, store: Store) -> FailedReport | None:
     """The trial's end when ``exc`` is not worth a retry, else ``None`` (raise it again).
 
-    Records ``exc``'s signature in ``folder`` either way, for the next attempt to compare.
+    Records ``exc``'s signature in the trial's checkpoint ``store`` either way, for the next
+    attempt to compare.
     """
     sign = signature(exc)
-    before = _previous(folder)
-    _remember(folder, sign)
+    before = _previous(store)
+    _remember(store, sign)
     if not retryable(exc):
         return FailedReport(error=sign, why=Stop.NOT_RETRYABLE)
     if before == sign:
@@ -77,32 +77,30 @@ def judge(exc: Exception, folder: Path) -> FailedReport | None:
     return None
 
 
-def forget(folder: Path) -> None:
+def forget(store: Store) -> None:
     """The trial finished: a later failure starts a new count."""
     try:
-        (folder / LAST_FAILURE).unlink(missing_ok=True)
-    except OSError as exc:
-        log.warning("could not remove %s: %s", folder / LAST_FAILURE, exc)
+        store.delete(LAST_FAILURE)
+    except (OSError, StorageError) as exc:
+        log.warning("could not remove %s of %s: %s", LAST_FAILURE, store.location, exc)
 
 
-def _previous(folder: Path) -> str | None:
+def _previous(store: Store) -> str | None:
     try:
-        data = json.loads((folder / LAST_FAILURE).read_text())
+        data = json.loads(store.read_bytes(LAST_FAILURE))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:  # damaged: judge as if there were none
-        log.warning("could not read %s: %s", folder / LAST_FAILURE, exc)
+    except (OSError, StorageError, ValueError) as exc:  # damaged: judge as if there were none
+        log.warning("could not read %s of %s: %s", LAST_FAILURE, store.location, exc)
         return None
     sign = data.get("signature") if isinstance(data, dict) else None
     return sign if isinstance(sign, str) else None
 
 
-def _remember(folder: Path, sign: str) -> None:
-    """Written then renamed; a storage that cannot take it only loses the same-error rule."""
+def _remember(store: Store, sign: str) -> None:
+    """Replaced whole; a storage that cannot take it only loses the same-error rule."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{LAST_FAILURE}.{os.getpid()}"
-        tmp.write_text(json.dumps({"signature": sign}))
-        os.replace(tmp, folder / LAST_FAILURE)
-    except OSError as exc:
-        log.warning("could not record the failure in %s: %s", folder, exc)
+        store.write_bytes(LAST_FAILURE, json.dumps({"signature": sign}).encode(),
+                          what="the trial's last failure")
+    except (OSError, StorageError) as exc:
+        log.warning("could not record the failure in %s: %s", store.location, exc)

@@ -31,7 +31,6 @@ import contextlib
 import functools
 import os
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from orchestrator.atomic_write import PARTIAL_PREFIX, write_atomically
 from trainers.errors import StorageError
 
 __all__ = ["LocalStore", "ObjectStore", "Store", "is_remote", "join", "open_store",
@@ -78,8 +78,9 @@ class Store:
         """The bytes at ``key``; FileNotFoundError when there are none."""
         raise NotImplementedError
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        """Replace ``key`` as a whole (module docstring: what a reader can see)."""
+    def write_bytes(self, key: str, data: bytes, what: str | None = None) -> None:
+        """Replace ``key`` as a whole (module docstring: what a reader can see); ``what``
+        names it in a full-disk error."""
         raise NotImplementedError
 
     def exists(self, key: str) -> bool:
@@ -101,9 +102,9 @@ class Store:
         """Remove everything below this store's location."""
         raise NotImplementedError
 
-    def publish(self, key: str, data: bytes) -> None:
+    def publish(self, key: str, data: bytes, what: str | None = None) -> None:
         """Replace ``key`` so that ``read_published`` sees the old or the new bytes."""
-        self.write_bytes(key, data)
+        self.write_bytes(key, data, what)
 
     def read_published(self, key: str) -> bytes | None:
         """What ``publish`` last wrote under ``key``; None when nothing was."""
@@ -126,18 +127,10 @@ class LocalStore(Store):
     def read_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        # Written beside, then renamed: a crash mid-write leaves the previous file intact.
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=path.suffix, dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    def write_bytes(self, key: str, data: bytes, what: str | None = None) -> None:
+        # Written beside, then renamed: a crash mid-write leaves the previous file intact,
+        # a full disk is one StorageError line and leaves no partial file.
+        write_atomically(self._path(key), data, what)
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
@@ -147,7 +140,7 @@ class LocalStore(Store):
         if not folder.is_dir():
             return []
         return sorted(f"{prefix}/{p.name}".lstrip("/") for p in folder.iterdir()
-                      if p.is_file() and not p.name.startswith(".partial-"))
+                      if p.is_file() and PARTIAL_PREFIX not in p.name)
 
     def modified(self, key: str) -> float:
         return self._path(key).stat().st_mtime
@@ -200,7 +193,7 @@ class ObjectStore(Store):
         with self._failing("read", key), self.fs.open_input_stream(self._path(key)) as src:
             return bytes(src.read())
 
-    def write_bytes(self, key: str, data: bytes) -> None:
+    def write_bytes(self, key: str, data: bytes, what: str | None = None) -> None:
         with self._failing("write", key), self.fs.open_output_stream(self._path(key)) as out:
             out.write(data)
 
@@ -233,7 +226,7 @@ class ObjectStore(Store):
         with contextlib.suppress(FileNotFoundError):
             self.fs.delete_dir(self.root)
 
-    def publish(self, key: str, data: bytes) -> None:
+    def publish(self, key: str, data: bytes, what: str | None = None) -> None:
         # A new object under a unique key, then the pointer to it, then the old versions:
         # at every moment the pointer names a complete object.
         version = f"{key}.{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"

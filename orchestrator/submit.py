@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.atomic_write import storage_failure
 from orchestrator.coincide import summary_line
 from orchestrator.driver_state import driver_state_dir, tune_location
 from orchestrator.grid import TrialSpec
@@ -64,6 +65,8 @@ class SubmitResult:
     """Writes the server refused (HTTP 4xx), dropped: 'what (HTTP status): message'."""
     identical: str = ""
     """One line naming the experiments trained once for several names ("" when none)."""
+    full_disk: str = ""
+    """The line of a trial stopped by a full storage ("" when none): exit 3, then resume."""
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -140,6 +143,9 @@ def _run_plan(plan: Plan, force: bool, quiet: bool) -> SubmitResult:
         result.unsent_writes = tracker.pending
         result.rejected_writes = [f"{r.what} (HTTP {r.status}): {r.message}"
                                   for r in tracker.writer.rejected]
+    if result.full_disk:  # after the tracker closed: what was logged is in MLflow
+        raise StorageError(f"{result.full_disk}; free space there, then run "
+                           f"`lessdata resume {plan.name}`")
     return result
 
 
@@ -199,6 +205,7 @@ def _run_tune(plan: Plan, todo: list[TrialSpec], tracker: Tracker, result: Submi
     result.finished = sorted(outcome.finished)
     result.failed = sorted(outcome.failed)
     result.errors = {key: outcome.failed[key] for key in result.failed}
+    result.full_disk = next(filter(None, map(storage_failure, result.errors.values())), "")
     # stopped before their end (Ctrl-C, SIGTERM): `lessdata resume` finishes them
     result.unfinished = [t.key for t in todo
                          if t.key not in outcome.finished and t.key not in outcome.failed]

@@ -97,11 +97,12 @@ def _share(spec: TrialSpec, resources: dict[str, float]) -> float:
 
 
 def save_checkpoint(store: Store, state: dict[str, Any], so_far: EmissionsReading) -> None:
-    """Published as a whole (``Store.publish``): a crash mid-write leaves the previous one."""
+    """Published as a whole (``Store.publish``): a crash mid-write leaves the previous one;
+    a full disk is a ``StorageError`` (folder, size, space free) and leaves no partial file."""
     carried = {k: v for k, v in so_far.__dict__.items() if k not in ("csv_path", "details")}
-    buffer = io.BytesIO()
+    buffer = io.BytesIO()  # its size is the space the write needs
     torch.save({**state, "emissions_so_far": carried}, buffer)
-    store.publish(STATE_FILE, buffer.getvalue())
+    store.publish(STATE_FILE, buffer.getvalue(), what="a checkpoint")
 
 
 def load_checkpoint(
@@ -136,7 +137,7 @@ def train_trial(params: dict[str, Any]) -> None:
     failed (a ``FailedReport``), any other is raised for Tune to retry (``orchestrator.retry``).
     """
     spec = trial_spec(params)
-    folder = Path(spec.checkpoint_dir)
+    folder = open_store(spec.checkpoint_dir)
     try:
         _train(spec)
     except StopIteration:  # Ray's runner thread reads it as "stop, no error"

@@ -5,9 +5,12 @@ nothing running beforehand), the CLI in a subprocess, and the real MNIST."""
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -65,6 +68,55 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
     """The real ``lessdata`` entry point in a subprocess."""
     return subprocess.run([str(BIN / "lessdata"), *args], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+# The CLI's main in a fresh process that writes its own peak RSS (VmHWM; ru_maxrss would
+# carry the forking parent's over) to the file in argv[1] as it exits.
+_MEASURED = ("import atexit, re, sys\n"
+             "from pathlib import Path\n"
+             "peak = Path(sys.argv.pop(1))\n"
+             "def _write() -> None:\n"
+             "    status = Path('/proc/self/status').read_text()\n"
+             "    peak.write_text(re.search(r'VmHWM:\\s+(\\d+) kB', status).group(1))\n"
+             "atexit.register(_write)\n"
+             "from orchestrator.cli import main\n"
+             "sys.exit(main(sys.argv[1:]))\n")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A CLI run in a fresh process and what it cost."""
+
+    out: subprocess.CompletedProcess
+    cpu_s: float
+    """User + system seconds of the process: what it costs on an idle machine (the wall
+    time of a shared, busy test machine says more about the neighbours)."""
+    wall_s: float
+    peak_mb: float
+    """Peak resident memory (VmHWM)."""
+
+
+def run_cli_measured(*args: str, cwd: Path, timeout: float = 60,
+                     memory_limit_mb: int = 4096) -> Measured:
+    """``lessdata ARGS`` in a fresh process under an address-space limit and a timeout, for
+    input that must not exhaust the machine: a regression fails the test instead of filling
+    the machine's memory or hanging it."""
+
+    def limit() -> None:
+        cap = memory_limit_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+
+    peak = cwd / ".peak-kb"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", _MEASURED, str(peak), *args], cwd=cwd,
+                         capture_output=True, text=True, timeout=timeout, preexec_fn=limit)
+    wall_s = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    peak_mb = int(peak.read_text()) / 1024 if peak.exists() else float("inf")
+    peak.unlink(missing_ok=True)
+    return Measured(out, cpu_s, wall_s, peak_mb)
 
 
 @pytest.fixture(autouse=True)

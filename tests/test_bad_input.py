@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import MNIST_ROOT, free_port, run_cli
+from trainers.experiments import EXPERIMENTS
 
 GOOD = {
     "name": "bad-input", "dataset": "digits", "epochs": 2, "seeds": 1,
@@ -153,6 +154,16 @@ CASES: dict[str, tuple[Build, str]] = {
                           "expected KEY=VALUE with a dotted key"),
     "only unknown experiment": (lambda t: ["submit", _grid(t), "--only", "E3"],
                                 "--only: no experiment 'E3' in grid bad-input"),
+    # Caps that --allow-large lifts (orchestrator.limits; tests/orchestrator/test_limits.py
+    # also measures their time and memory).
+    "a billion epochs": (lambda t: ["submit", _grid(t, epochs=10**9, experiments=[
+        "Benchmark", "E1"], baselines=["uniform", "short"]), "--dry-run"],
+        "1,000,000,000 epochs (Benchmark) is over the cap of 10,000"),
+    "100,000 seeds": (lambda t: ["submit", _grid(t, seeds=list(range(100_000)))],
+                      "100,000 seeds is over the cap of 1,000"),
+    "61,000 trials": (lambda t: ["submit", _grid(t, seeds=1000, experiments=list(EXPERIMENTS),
+                                                 baselines=["uniform", "short"])],
+                      "61,000 trials (61 experiments x 1,000 seeds) is over the cap of 2,000"),
 }
 
 # The environment was wrong, not the input: exit code 3 (orchestrator.exits); the rest 2.

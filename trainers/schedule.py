@@ -35,6 +35,7 @@ __all__ = [
     "counts",
     "cut_fraction",
     "evaluations",
+    "first_epoch_at",
     "fraction_at",
     "fractions",
     "increment_fraction",
@@ -179,14 +180,15 @@ class Piecewise(_Base):
         return [b.fraction for b in self.breakpoints if b.at <= progress][-1]
 
     def fraction_runs(self, epochs: int) -> list[tuple[float, int]]:
-        starts = [_first_epoch_at(b.at, epochs) for b in self.breakpoints]
+        starts = [first_epoch_at(b.at, epochs) for b in self.breakpoints]
         ends = [*starts[1:], epochs]
         return [(b.fraction, end - start)
                 for b, start, end in zip(self.breakpoints, starts, ends, strict=True)]
 
 
-def _first_epoch_at(at: float, epochs: int) -> int:
-    """The first epoch t with ``at <= t / epochs`` in float arithmetic, as ``fraction_at``."""
+def first_epoch_at(at: float, epochs: int) -> int:
+    """The first epoch t with ``at <= t / epochs`` in float arithmetic, as ``fraction_at``
+    compares (``epochs`` if none): O(1) in the epochs."""
     t = min(epochs, math.ceil(at * epochs))
     while t > 0 and at <= (t - 1) / epochs:
         t -= 1

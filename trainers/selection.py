@@ -39,6 +39,7 @@ from typing import Protocol
 
 import torch
 
+from trainers.budget import ANNEALED, annealing, budget, first_annealed_epoch, planned_counts
 from trainers.errors import ConfigError
 from trainers.rng import generator
 
@@ -50,14 +51,13 @@ __all__ = [
     "Selector",
     "annealing",
     "budget",
+    "first_annealed_epoch",
     "make_selector",
     "planned_counts",
     "soft_prune",
     "stratified_order",
 ]
 
-ANNEALED = frozenset({"loss_soft"})
-"""Strategies that train on all the data (weight 1) from the annealing boundary on."""
 
 
 @dataclass(frozen=True)
@@ -260,22 +260,3 @@ def make_selector(name: str, labels: torch.Tensor, seed: int) -> Selector:
             f"unknown selection {name!r}; expected one of: {', '.join(SELECTIONS)}"
         ) from None
     return _Bound(name, labels.numel(), factory(labels.cpu(), seed))
-
-
-# -- the budget of an epoch ----------------------------------------------------------------
-
-
-def annealing(name: str, anneal: float, epoch: int, epochs: int) -> bool:
-    """Whether ``epoch`` (0-based) is past the annealing boundary ``epoch / epochs >= anneal``."""
-    return name in ANNEALED and epoch / epochs >= anneal
-
-
-def budget(name: str, anneal: float, count: int, n: int, epoch: int, epochs: int) -> int:
-    """Samples ``epoch`` trains on: the schedule's ``count``, or all ``n`` when annealing."""
-    return n if annealing(name, anneal, epoch, epochs) else count
-
-
-def planned_counts(name: str, anneal: float, counts: list[int], n: int) -> list[int]:
-    """Per-epoch training samples of a run with the schedule's ``counts`` (one per epoch)."""
-    epochs = len(counts)
-    return [budget(name, anneal, c, n, t, epochs) for t, c in enumerate(counts)]

@@ -26,7 +26,7 @@ def test_the_plan_round_trips_and_ignores_a_later_edit(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     path = Path(write_plan(plan))
     assert path == Path(plan_path("planned", tmp_path / "store"))
-    assert not list(path.parent.glob(".partial-*"))  # written then renamed
+    assert not list(path.parent.glob(".*partial-*"))  # written then renamed
     (tmp_path / "grid.yaml").write_text(yaml.safe_dump({**GRID, "epochs": 9}))
     again = read_plan("planned", tmp_path / "store")
     assert again == plan
