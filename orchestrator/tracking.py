@@ -5,8 +5,10 @@ again by its key ``lessdata.trial_key`` on every later resume, retry or re-submi
 never a second run for one trial. A parent run per experiment carries the grid's params
 and the children's metric keys (mean under the same name, std as ``<name>_std``) and,
 once every seed is in, the per-epoch mean and std series. Every write goes through
-``orchestrator.writer``; the record's shape comes from ``orchestrator.record``. Steps
-already in MLflow are never logged again. See docs/tracking.md.
+``orchestrator.writer``, in one lane per trial run (its writes in order, runs in
+parallel) and one per experiment's parent; the record's shape comes from
+``orchestrator.record``. Steps already in MLflow are never logged again. See
+docs/tracking.md.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator import provenance, record
 from orchestrator.record import Kind, State, Tag
 from orchestrator.results import EpochReport, FinalReport, Hardware
-from orchestrator.writer import Writer
+from orchestrator.writer import Batch, Writer
 from trainers.experiments import source_of
 
 if TYPE_CHECKING:
@@ -47,14 +50,14 @@ class Tracker:
     Callers are Tune's callbacks, which Tune calls serially; they only queue writes.
     """
 
-    def __init__(self, uri: str, grid: str, retry_s: float = 2.0) -> None:
+    def __init__(self, uri: str, grid: str, retry_s: float = 2.0, threads: int = 8) -> None:
         self.uri = uri
         self.grid = grid
         self.client = record.client(uri)
         experiment = record.experiment_id(self.client, grid, create=True)
         assert experiment is not None  # create=True
         self.experiment_id = experiment
-        self.writer = Writer(f"lessdata-mlflow-{grid}", retry_s=retry_s)
+        self.writer = Writer(f"lessdata-mlflow-{grid}", retry_s=retry_s, threads=threads)
         self.specs: dict[str, TrialSpec] = {}
         self.train_size: int | None = None
         self.runs: dict[str, str] = {}  # trial key -> run id (found, or made at its start)
@@ -64,6 +67,9 @@ class Tracker:
         self._started: set[str] = set()  # experiments with a trial started by this driver
         self._undescribed: set[str] = set()  # runs made whose params are not sent yet
         self._ended: dict[str, int] = {}  # experiment -> last child end (ms)
+        self._opening: set[str] = set()  # trials whose run making began (a retry looks first)
+        self._run_of: dict[str, Callable[[], str]] = {}  # trial key -> its run id, when sent
+        self._parent_lock = threading.Lock()  # one parent per experiment, whichever lane
 
     def __enter__(self) -> Tracker:
         self.writer.__enter__()
@@ -111,7 +117,8 @@ class Tracker:
         start = start_ms or _now_ms()
         self.last_step.setdefault(key, 0)
         self._started.add(self.specs[key].experiment)
-        self.writer.put(f"start of {key}", lambda: self._open(key, start, tune_trial_id))
+        self.writer.put(f"start of {key}", lambda: self._open(key, start, tune_trial_id),
+                        lane=key)
 
     def log_epoch(self, key: str, report: EpochReport) -> None:
         """One epoch at step = epoch (skipped when MLflow has it), and its hardware tags."""
@@ -124,8 +131,9 @@ class Tracker:
             items = [Metric(k, v, now, report.epoch) for k, v in report.metrics().items()]
         tags = _run_tags(_hardware_tags(report.hardware))
         if items or tags:
-            self.writer.put(f"epoch {report.epoch} of {key}", lambda: self.client.log_batch(
-                self.runs[key], metrics=items, tags=tags, synchronous=True))
+            self.writer.put(f"epoch {report.epoch} of {key}",
+                            Batch(self.client, self._run_id(key), tuple(items), (), tuple(tags)),
+                            lane=key)
 
     def log_final(self, key: str, report: FinalReport,
                   artifacts: dict[str, str | Callable[[], str]]) -> None:
@@ -152,9 +160,10 @@ class Tracker:
                                   synchronous=True)
             self.client.set_terminated(run_id, "FINISHED", end_time=end)
 
-        self.writer.put(f"final metrics of {key}", op)
+        self.writer.put(f"final metrics of {key}", op, lane=key)
+        # After this final (and, by replacing, every queued one): counts every seed in.
         self.writer.put(f"aggregate of {experiment}", lambda: self._aggregate(experiment),
-                        replace=True)  # the newest counts every seed finished before it
+                        replace=True, lane=_parent_lane(experiment), after=[key])
 
     def mark_failed(self, key: str, reason: str) -> None:
         end = _now_ms()
@@ -165,7 +174,7 @@ class Tracker:
             self.client.set_tag(run_id, Tag.ERROR, reason[:5000])
             self.client.set_terminated(run_id, "FAILED", end_time=end)
 
-        self.writer.put(f"failure of {key}", op)
+        self.writer.put(f"failure of {key}", op, lane=key)
 
     def close_parents(self) -> None:
         """End the parents of experiments this driver ran that did not finish every seed
@@ -173,19 +182,31 @@ class Tracker:
         for experiment in sorted(self._started):
             if experiment in self._series_done:
                 continue
-            self.writer.put(f"aggregate of {experiment}",
+            self.writer.put(f"aggregate of {experiment}",  # a barrier: after every write
                             functools.partial(self._aggregate, experiment, closing=True),
                             replace=True)
 
-    # -- on the writer thread --------------------------------------------------------------
+    def _run_id(self, key: str) -> Callable[[], str]:
+        """The trial's run id, read when a write is sent (one callable per trial, so the
+        writer can merge its batches)."""
+        if key not in self._run_of:
+            self._run_of[key] = functools.partial(self.runs.__getitem__, key)
+        return self._run_of[key]
+
+    # -- on the writer's threads (one trial's writes on one at a time) ------------------------
 
     def _open(self, key: str, start_ms: int, tune_trial_id: str) -> None:
         """Find or make the trial's run; safe to retry after any step failed."""
         spec = self.specs[key]
-        parent = self._parent(spec, start_ms)
+        with self._parent_lock:
+            parent = self._parent(spec, start_ms)
         state: dict[str, str] = {Tag.STATE: State.RUNNING, Tag.TUNE_TRIAL_ID: tune_trial_id}
-        if key not in self.runs:  # a retried start may have made it already: look first
-            found = self.search(Kind.TRIAL, **{Tag.TRIAL_KEY: key})
+        # prepare() found every run made before; only a retried start may have made one
+        # whose answer was lost: look first then (no search per trial otherwise).
+        found = self.search(Kind.TRIAL, **{Tag.TRIAL_KEY: key}) if (
+            key not in self.runs and key in self._opening) else []
+        self._opening.add(key)
+        if key not in self.runs:
             if found:
                 self.runs[key] = found[0].info.run_id
             else:
@@ -296,6 +317,10 @@ class Tracker:
                 out += [Metric(name, mean, now, step),
                         Metric(record.std_name(name), std, now, step)]
         return out
+
+
+def _parent_lane(experiment: str) -> str:
+    return f"parent of {experiment}"
 
 
 def _run_tags(tags: dict[str, str]) -> list[Any]:
