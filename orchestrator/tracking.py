@@ -101,7 +101,7 @@ class Tracker:
             key = run.data.tags[Tag.TRIAL_KEY]
             if key in self.specs:
                 self.runs[key] = run.info.run_id
-                self.last_step[key] = record.last_step(self.client, run.info.run_id)
+                self.last_step[key] = record.last_epoch(self.client, run)
                 if run.data.tags.get(Tag.STATE) == State.FINISHED:
                     finished.add(key)
         for run in self.search(Kind.EXPERIMENT):
