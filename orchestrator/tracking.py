@@ -67,6 +67,10 @@ class Tracker:
         self._started: set[str] = set()  # experiments with a trial started by this driver
         self._undescribed: set[str] = set()  # runs made whose params are not sent yet
         self._ended: dict[str, int] = {}  # experiment -> last child end (ms)
+        # What the parents aggregate, kept here so no aggregate reads MLflow per trial:
+        self._finals: dict[str, dict[str, dict[str, float]]] = {}  # experiment -> key -> final
+        self._epochs: dict[str, dict[int, dict[str, float]]] = {}  # key -> epoch -> metrics
+        self._partial: set[str] = set()  # trials with epochs logged before this driver
         self._opening: set[str] = set()  # trials whose run making began (a retry looks first)
         self._run_of: dict[str, Callable[[], str]] = {}  # trial key -> its run id, when sent
         self._parent_lock = threading.Lock()  # one parent per experiment, whichever lane
@@ -102,8 +106,12 @@ class Tracker:
             if key in self.specs:
                 self.runs[key] = run.info.run_id
                 self.last_step[key] = record.last_epoch(self.client, run)
+                if self.last_step[key]:
+                    self._partial.add(key)
                 if run.data.tags.get(Tag.STATE) == State.FINISHED:
                     finished.add(key)
+                    self._finals.setdefault(self.specs[key].experiment, {})[key] = {
+                        k: v for k, v in run.data.metrics.items() if k in record.FINAL_METRICS}
         for run in self.search(Kind.EXPERIMENT):
             self.parents[run.data.tags[Tag.PARENT_OF]] = run.info.run_id
         return finished
@@ -128,6 +136,7 @@ class Tracker:
         if report.epoch > self.last_step.get(key, 0):
             self.last_step[key] = report.epoch
             now = _now_ms()
+            self._epochs.setdefault(key, {})[report.epoch] = report.metrics()
             items = [Metric(k, v, now, report.epoch) for k, v in report.metrics().items()]
         tags = _run_tags(_hardware_tags(report.hardware))
         if items or tags:
@@ -159,6 +168,7 @@ class Tracker:
             self.client.log_batch(run_id, metrics=metrics, params=share, tags=tags,
                                   synchronous=True)
             self.client.set_terminated(run_id, "FINISHED", end_time=end)
+            self._finals.setdefault(experiment, {})[key] = report.metrics()  # for _aggregate
 
         self.writer.put(f"final metrics of {key}", op, lane=key)
         # After this final (and, by replacing, every queued one): counts every seed in.
@@ -272,19 +282,19 @@ class Tracker:
             dataset, tags=[InputTag("mlflow.data.context", "training")])])
 
     def _aggregate(self, experiment: str, closing: bool = False) -> None:
-        """The parent's mean and std over the finished seeds (read now, from MLflow)."""
+        """The parent's mean and std over the finished seeds: those this driver sent and
+        those earlier submissions finished (``prepare``), held here, not searched for."""
         from mlflow.entities import Metric
 
         if experiment not in self.parents:
             return  # no trial of it ever started
         parent = self.parents[experiment]
-        children = self.search(Kind.TRIAL, **{Tag.EXPERIMENT: experiment,
-                                              Tag.STATE: State.FINISHED})
+        children = dict(self._finals.get(experiment, {}))
         planned = [s for s in self.specs.values() if s.experiment == experiment]
         step, now = max(s.config.epochs for s in planned), _now_ms()
         items = [Metric(record.N_SEEDS, float(len(children)), now, step)]
         for name in record.FINAL_METRICS:
-            values = [c.data.metrics[name] for c in children if name in c.data.metrics]
+            values = [c[name] for c in children.values() if name in c]
             if values:
                 mean, std = record.mean_std(values)
                 items += [Metric(name, mean, now, step),
@@ -292,7 +302,7 @@ class Tracker:
         complete = len(children) >= len(planned)
         # The series once, when every seed is in: a step logged twice would draw twice.
         if children and complete and experiment not in self._series_done:
-            items += self._series(children, now)
+            items += self._series(sorted(children), now)
             self._series_done.add(experiment)
         for start in range(0, len(items), _BATCH):
             self.client.log_batch(parent, metrics=items[start:start + _BATCH],
@@ -302,21 +312,29 @@ class Tracker:
             self.client.set_terminated(parent, status,
                                        end_time=self._ended.get(experiment, now))
 
-    def _series(self, children: list[Any], now: int) -> list[Any]:
-        """Per epoch: mean and std over seeds of every epoch metric (the UI's seed band)."""
+    def _series(self, keys: list[str], now: int) -> list[Any]:
+        """Per epoch: mean and std over seeds of every epoch metric (the UI's seed band);
+        read from MLflow only for trials with epochs logged before this driver."""
         from mlflow.entities import Metric
 
         out = []
         for name in record.EPOCH_METRICS:
             by_step: dict[int, list[float]] = {}
-            for child in children:
-                for m in self.client.get_metric_history(child.info.run_id, name):
-                    by_step.setdefault(m.step, []).append(m.value)
+            for key in keys:
+                for epoch, value in self._history(key, name):
+                    by_step.setdefault(epoch, []).append(value)
             for step, values in sorted(by_step.items()):
                 mean, std = record.mean_std(values)
                 out += [Metric(name, mean, now, step),
                         Metric(record.std_name(name), std, now, step)]
         return out
+
+    def _history(self, key: str, name: str) -> list[tuple[int, float]]:
+        if key in self._partial:
+            return [(m.step, m.value)
+                    for m in self.client.get_metric_history(self.runs[key], name)]
+        return [(e, metrics[name]) for e, metrics in sorted(self._epochs.get(key, {}).items())
+                if name in metrics]
 
 
 def _parent_lane(experiment: str) -> str:
