@@ -81,3 +81,18 @@ def test_a_refused_merge_is_sent_again_part_by_part_and_only_the_bad_part_drops(
     assert [(r.what, r.status) for r in writer.rejected] == [("changed param", 400)]
     history = client.get_metric_history(run_id, "top1")
     assert [(m.step, m.value) for m in history] == [(1, 0.1), (2, 0.2)]
+
+
+def test_batches_merge_within_mlflows_limits_and_only_for_one_run() -> None:
+    from mlflow.entities import RunTag
+
+    run, other = partial(str, "r1"), partial(str, "r2")
+    metrics = tuple(Metric("m", 0.0, 0, s) for s in range(600))
+    big = Batch(None, run, metrics, tags=(RunTag("t", "1"),))
+    assert big.merged(Batch(None, run, metrics)) is None  # 1,200 metrics > 1,000
+    assert big.merged(Batch(None, other, ())) is None  # another run
+    assert Batch(None, run, params=(Param("p", "1"),)).merged(
+        Batch(None, run, params=(Param("p", "1"),))) is None  # a param twice
+    joined = big.merged(Batch(None, run, metrics[:10], tags=(RunTag("t", "2"),)))
+    assert joined is not None and len(joined.metrics) == 610
+    assert [(t.key, t.value) for t in joined.tags] == [("t", "2")]  # the later value
