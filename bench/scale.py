@@ -10,7 +10,7 @@ fresh process), against a running Ray cluster of 2 CPUs and a running ``mlflow s
 - orchestration per trial: (submit's wall time - the trials' own ``trial_s``, summed
   over the grid from MLflow, / 2 slots) / N: what the CLI, Ray Tune, the driver's
   callbacks and the tracking cost each trial beyond the trial itself;
-- the driver's peak memory: the submit process's resident set, sampled every 0.2 s;
+- the driver's peak memory: the submit process's resident set (``/proc``), sampled every 0.2 s;
 - ``lessdata report NAME --json`` and ``lessdata status NAME --json`` wall time over the
   N runs (fresh processes).
 
@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 import yaml
 
 from harness import Goal, Options, Row, main
@@ -83,15 +82,23 @@ def scale_grid(name: str, trials: int) -> dict[str, Any]:
     return grid
 
 
+def rss_bytes(pid: int) -> int:
+    """A process's resident set now (Linux ``/proc``; 0 once it is gone)."""
+    with suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024  # kB
+    return 0
+
+
 def timed_cli(args: list[str], timeout_s: float = 7200) -> tuple[float, float, str]:
     """Wall seconds, peak resident MB and stdout of ``lessdata ARGS`` (must exit 0)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         proc = subprocess.Popen([str(LESSDATA), *args], stdout=out, stderr=err, text=True)
-        peak, watched = 0, psutil.Process(proc.pid)
+        peak = 0
         while proc.poll() is None and time.perf_counter() - start < timeout_s:
-            with suppress(psutil.Error):  # it may end between poll and the reading
-                peak = max(peak, watched.memory_info().rss)
+            peak = max(peak, rss_bytes(proc.pid))
             time.sleep(0.2)
         code = proc.wait(timeout=60)
         wall_s = time.perf_counter() - start
@@ -132,7 +139,10 @@ def rows(points: list[Point]) -> list[Row]:
     """The growth row (second largest N to largest) and the read rows at the largest N."""
     small, large = points[-2], points[-1]
     growth = large.per_trial_s / small.per_trial_s
-    each = "; ".join(
+    marginal = ((large.per_trial_s * large.trials - small.per_trial_s * small.trials)
+                / (large.trials - small.trials))
+    each = f"each trial from N={small.trials:,} to {large.trials:,} added " \
+        f"{marginal * 1e3:.0f} ms of orchestration; " + "; ".join(
         f"N={p.trials:,}: wall {p.wall_s:.1f} s, trials {p.trial_s:.1f} s / {SLOTS} slots, "
         f"orchestration {p.per_trial_s * 1e3:.0f} ms per trial, driver peak "
         f"{p.peak_rss_mb:.0f} MB, report {p.report_s:.1f} s, status {p.status_s:.1f} s"

@@ -33,6 +33,8 @@ def test_rows_judge_the_growth_from_the_second_largest_n_and_the_reads_at_the_la
     assert growth.name == "scale orchestration per trial N=200 -> 1,000"
     assert growth.ratio == pytest.approx(0.06 / 0.1) and growth.met
     assert "N=1,000: wall 460.0 s" in growth.detail and "driver peak 300 MB" in growth.detail
+    # the overhead beyond the trials went from 20 s to 60 s over 800 more trials
+    assert "from N=200 to 1,000 added 50 ms of orchestration" in growth.detail
     assert report.ratio == pytest.approx(1.2) and not report.met  # 12 s > 10 s
     assert status.ratio == pytest.approx(0.2) and status.met
     quadratic = scale.rows([_point(200, 100.0, 160.0), _point(1_000, 740.0, 800.0)])[0]
@@ -52,3 +54,10 @@ def test_sizes_come_from_the_environment_when_given(monkeypatch: pytest.MonkeyPa
     assert scale.sizes(quick=True) == (20, 100) and scale.sizes(quick=False) == (20, 200, 1_000)
     monkeypatch.setenv("LESSDATA_SCALE_N", "20,200")
     assert scale.sizes(quick=False) == (20, 200)
+
+
+def test_rss_is_read_from_proc_and_zero_for_a_process_that_is_gone() -> None:
+    import os
+
+    assert scale.rss_bytes(os.getpid()) > 10 * 2**20  # this Python, torch imported
+    assert scale.rss_bytes(2**22 + 12345) == 0  # above Linux's pid_max: never a process
