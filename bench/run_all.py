@@ -29,6 +29,8 @@ SCRIPTS = {
     "selection": "selection_overhead.py",
     "orchestration": "orchestration_overhead.py",
     "mlflow": "mlflow_logging.py",
+    "writer": "writer_throughput.py",
+    "scale": "scale.py",
     "demo": "demo_report.py",
 }
 TIMEOUT_S = 1800

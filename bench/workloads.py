@@ -90,12 +90,12 @@ def train_seconds(trainer: Trainer) -> float:
 
 
 @contextmanager
-def mlflow_server() -> Iterator[str]:
+def mlflow_server(workers: int = 1) -> Iterator[str]:
     """A real ``mlflow server`` on 127.0.0.1 with a SQLite store in a temp dir (the tests'
-    ``MlflowServer``: its own process group, job runner off, always stopped); yields its
-    URI."""
+    ``MlflowServer``: its own process group, job runner off, always stopped; ``workers``
+    server processes); yields its URI."""
     with tempfile.TemporaryDirectory(prefix="lessdata-bench-mlflow-") as tmp, \
-            mlflow_server_at(Path(tmp)) as server:
+            mlflow_server_at(Path(tmp), workers=workers) as server:
         yield server.uri
 
 

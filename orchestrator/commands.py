@@ -96,6 +96,9 @@ def _submit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="print the trials, evaluations, resources and a measured compute "
                    "estimate; start nothing, write nothing")
+    p.add_argument("--images-per-s", type=_positive, metavar="N",
+                   help="with --dry-run: a GPU's measured training images/s for one trial "
+                   "(bash bench/gpu.sh prints it), for the GPU-hours estimate")
     p.add_argument("--tracking-uri", help="MLflow URI (default: $MLFLOW_TRACKING_URI or "
                    "a local SQLite store in runs/)")
     p.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS or local)")
@@ -147,6 +150,13 @@ def _print_link(uri: str, experiment_id: str) -> None:
     print(f"runs:    {runs_url(uri, experiment_id)}")
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
 def _cmd_submit(args: argparse.Namespace) -> int:
     from orchestrator.overrides import parse_only
     from orchestrator.submit import SubmitOptions, submit
@@ -160,15 +170,15 @@ def _cmd_submit(args: argparse.Namespace) -> int:
         allow_large=args.allow_large,
     )
     if args.dry_run:
-        return _dry_run(options, args.json)
+        return _dry_run(options, args.json, args.images_per_s)
     return _summary(submit(options), args.json)
 
 
-def _dry_run(options: Any, as_json: bool) -> int:
+def _dry_run(options: Any, as_json: bool, images_per_s: float | None = None) -> int:
     from orchestrator.plan import resolve_plan
     from orchestrator.preview import preview, render
 
-    result = preview(resolve_plan(options))
+    result = preview(resolve_plan(options), images_per_s=images_per_s)
     if as_json:
         print(json.dumps(result.as_dict(), indent=2))
     else:

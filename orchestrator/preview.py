@@ -7,7 +7,9 @@ shape on this machine's device for the trial, a few steps warm it up, then one
 training epoch of ``PROBE_BATCHES`` batches and one test pass are timed. Trial-hours are
 each trial's planned evaluations over the measured training images/s, plus its test
 passes over the measured test images/s. Selection that scores samples (informed
-selection) and the driver's overhead are not in it: a lower bound, said so.
+selection) and the driver's overhead are not in it: a lower bound, said so. GPU-hours
+(``orchestrator.gpu_estimate``) come from a GPU's training images/s: given
+(``--images-per-s``), or the probe's when it ran on a GPU.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from orchestrator.baselines import planned_evaluations
 from orchestrator.coincide import summary_line
+from orchestrator.gpu_estimate import GpuEstimate, estimate_gpu_hours
 from orchestrator.plan import Plan
 from orchestrator.plugins import uses_plugins
 from trainers.config import TrainConfig
@@ -56,14 +59,18 @@ class Preview:
     only: list[str] = field(default_factory=list)
     throughput: Throughput | None = None
     trial_hours: float | None = None
+    gpu: GpuEstimate | None = None
+    test_images: int = 0
+    """Test images evaluated by every trial's test passes, summed."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def preview(plan: Plan, measure: bool = True) -> Preview:
+def preview(plan: Plan, measure: bool = True, images_per_s: float | None = None) -> Preview:
     """What ``plan`` runs; with ``measure``, the compute estimate from a probe on this
-    machine (a few seconds)."""
+    machine (a few seconds); GPU-hours at ``images_per_s`` (a GPU's training images/s)
+    when given, else at the probe's when it ran on a GPU."""
     grid = plan.grid
     n = grid.train_size()
     per_experiment: dict[str, int] = {}
@@ -79,6 +86,7 @@ def preview(plan: Plan, measure: bool = True) -> Preview:
         identical=summary_line(plan.identical),
         resources=grid.resources.model_dump(), tracking_uri=plan.tracking_uri,
         storage=str(plan.storage), sets=list(plan.sets), only=list(plan.only),
+        test_images=sum(t.config.epochs * _test_size(t.config) for t in plan.trials),
     )
     # A plugin grid's speed is its own model's: not probed here (``submit`` checks it).
     if measure and plan.trials and not uses_plugins(grid):
@@ -89,6 +97,13 @@ def preview(plan: Plan, measure: bool = True) -> Preview:
             + t.config.epochs * _test_size(t.config) / speed.test_images_per_s
             for t in plan.trials
         ) / 3600
+    if images_per_s is not None:
+        result.gpu = estimate_gpu_hours(total, result.test_images, images_per_s,
+                                        "given: --images-per-s")
+    elif result.throughput is not None and result.throughput.device.startswith("cuda"):
+        result.gpu = estimate_gpu_hours(total, result.test_images,
+                                        result.throughput.train_images_per_s,
+                                        f"measured here on {result.throughput.device}")
     return result
 
 
@@ -172,6 +187,11 @@ def render(result: Preview) -> list[str]:
             f"compute: about {result.trial_hours:.3g} trial-hours at "
             f"{speed.train_images_per_s:,.0f} training images/s and "
             f"{speed.test_images_per_s:,.0f} test images/s ({speed.how})")
+    if result.gpu is not None:
+        lines += result.gpu.lines()
+    else:
+        lines.append("GPU estimate: no GPU here to measure on; give a GPU's training "
+                     "images/s with --images-per-s (bash bench/gpu.sh measures it)")
     lines.append(f"tracking: {result.tracking_uri}   storage: {result.storage}")
     lines.append("dry run: nothing was started or written")
     return lines

@@ -40,6 +40,7 @@ __all__ = [
     "default_tracking_uri",
     "experiment_id",
     "flatten",
+    "last_epoch",
     "last_step",
     "mean_std",
     "run_filter",
@@ -258,6 +259,16 @@ def last_step(mlflow: MlflowClient, run_id: str) -> int:
     """The last epoch a trial run holds (0: none)."""
     history = mlflow.get_metric_history(run_id, "evaluations")
     return max((m.step for m in history), default=0)
+
+
+def last_epoch(mlflow: MlflowClient, run: Run) -> int:
+    """The last epoch a trial run (from a search) holds: a finished run says it in its
+    final metrics, so only an unfinished one costs a request (``last_step``)."""
+    if run.data.tags.get(Tag.STATE) == State.FINISHED and "epochs_trained" in run.data.metrics:
+        return int(run.data.metrics["epochs_trained"])
+    if "evaluations" not in run.data.metrics:
+        return 0
+    return last_step(mlflow, run.info.run_id)
 
 
 def runs_url(uri: str, experiment: str) -> str:

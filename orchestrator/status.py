@@ -49,8 +49,7 @@ def grid_status(name: str, storage: str | Path | None = None,
             "experiment": tags.get(Tag.EXPERIMENT, ""),
             "seed": int(tags.get(Tag.SEED, 0)),
             "state": tags.get(Tag.STATE, State.PENDING),
-            "epoch": record.last_step(client, run.info.run_id) if "evaluations" in metrics
-            else 0,
+            "epoch": record.last_epoch(client, run),  # no request for a finished run
             "epochs": int(run.data.params.get("epochs", planned[key][3] if key in planned
                                               else 0)),
             "best_top1": metrics.get("best_top1"),

@@ -5,8 +5,10 @@ again by its key ``lessdata.trial_key`` on every later resume, retry or re-submi
 never a second run for one trial. A parent run per experiment carries the grid's params
 and the children's metric keys (mean under the same name, std as ``<name>_std``) and,
 once every seed is in, the per-epoch mean and std series. Every write goes through
-``orchestrator.writer``; the record's shape comes from ``orchestrator.record``. Steps
-already in MLflow are never logged again. See docs/tracking.md.
+``orchestrator.writer``, in one lane per trial run (its writes in order, runs in
+parallel) and one per experiment's parent; the record's shape comes from
+``orchestrator.record``. Steps already in MLflow are never logged again. See
+docs/tracking.md.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator import provenance, record
 from orchestrator.record import Kind, State, Tag
 from orchestrator.results import EpochReport, FinalReport, Hardware
-from orchestrator.writer import Writer
+from orchestrator.writer import Batch, Writer
 from trainers.experiments import source_of
 from trainers.factories import dataset_label
 
@@ -48,14 +51,14 @@ class Tracker:
     Callers are Tune's callbacks, which Tune calls serially; they only queue writes.
     """
 
-    def __init__(self, uri: str, grid: str, retry_s: float = 2.0) -> None:
+    def __init__(self, uri: str, grid: str, retry_s: float = 2.0, threads: int = 8) -> None:
         self.uri = uri
         self.grid = grid
         self.client = record.client(uri)
         experiment = record.experiment_id(self.client, grid, create=True)
         assert experiment is not None  # create=True
         self.experiment_id = experiment
-        self.writer = Writer(f"lessdata-mlflow-{grid}", retry_s=retry_s)
+        self.writer = Writer(f"lessdata-mlflow-{grid}", retry_s=retry_s, threads=threads)
         self.specs: dict[str, TrialSpec] = {}
         self.train_size: int | None = None
         self.runs: dict[str, str] = {}  # trial key -> run id (found, or made at its start)
@@ -65,6 +68,13 @@ class Tracker:
         self._started: set[str] = set()  # experiments with a trial started by this driver
         self._undescribed: set[str] = set()  # runs made whose params are not sent yet
         self._ended: dict[str, int] = {}  # experiment -> last child end (ms)
+        # What the parents aggregate, kept here so no aggregate reads MLflow per trial:
+        self._finals: dict[str, dict[str, dict[str, float]]] = {}  # experiment -> key -> final
+        self._epochs: dict[str, dict[int, dict[str, float]]] = {}  # key -> epoch -> metrics
+        self._partial: set[str] = set()  # trials with epochs logged before this driver
+        self._opening: set[str] = set()  # trials whose run making began (a retry looks first)
+        self._run_of: dict[str, Callable[[], str]] = {}  # trial key -> its run id, when sent
+        self._parent_lock = threading.Lock()  # one parent per experiment, whichever lane
 
     def __enter__(self) -> Tracker:
         self.writer.__enter__()
@@ -96,9 +106,13 @@ class Tracker:
             key = run.data.tags[Tag.TRIAL_KEY]
             if key in self.specs:
                 self.runs[key] = run.info.run_id
-                self.last_step[key] = record.last_step(self.client, run.info.run_id)
+                self.last_step[key] = record.last_epoch(self.client, run)
+                if self.last_step[key]:
+                    self._partial.add(key)
                 if run.data.tags.get(Tag.STATE) == State.FINISHED:
                     finished.add(key)
+                    self._finals.setdefault(self.specs[key].experiment, {})[key] = {
+                        k: v for k, v in run.data.metrics.items() if k in record.FINAL_METRICS}
         for run in self.search(Kind.EXPERIMENT):
             self.parents[run.data.tags[Tag.PARENT_OF]] = run.info.run_id
         return finished
@@ -112,7 +126,8 @@ class Tracker:
         start = start_ms or _now_ms()
         self.last_step.setdefault(key, 0)
         self._started.add(self.specs[key].experiment)
-        self.writer.put(f"start of {key}", lambda: self._open(key, start, tune_trial_id))
+        self.writer.put(f"start of {key}", lambda: self._open(key, start, tune_trial_id),
+                        lane=key)
 
     def log_epoch(self, key: str, report: EpochReport) -> None:
         """One epoch at step = epoch (skipped when MLflow has it), and its hardware tags."""
@@ -122,11 +137,13 @@ class Tracker:
         if report.epoch > self.last_step.get(key, 0):
             self.last_step[key] = report.epoch
             now = _now_ms()
+            self._epochs.setdefault(key, {})[report.epoch] = report.metrics()
             items = [Metric(k, v, now, report.epoch) for k, v in report.metrics().items()]
         tags = _run_tags(_hardware_tags(report.hardware))
         if items or tags:
-            self.writer.put(f"epoch {report.epoch} of {key}", lambda: self.client.log_batch(
-                self.runs[key], metrics=items, tags=tags, synchronous=True))
+            self.writer.put(f"epoch {report.epoch} of {key}",
+                            Batch(self.client, self._run_id(key), tuple(items), (), tuple(tags)),
+                            lane=key)
 
     def log_final(self, key: str, report: FinalReport,
                   artifacts: dict[str, str | Callable[[], str]]) -> None:
@@ -152,10 +169,12 @@ class Tracker:
             self.client.log_batch(run_id, metrics=metrics, params=share, tags=tags,
                                   synchronous=True)
             self.client.set_terminated(run_id, "FINISHED", end_time=end)
+            self._finals.setdefault(experiment, {})[key] = report.metrics()  # for _aggregate
 
-        self.writer.put(f"final metrics of {key}", op)
+        self.writer.put(f"final metrics of {key}", op, lane=key)
+        # After this final (and, by replacing, every queued one): counts every seed in.
         self.writer.put(f"aggregate of {experiment}", lambda: self._aggregate(experiment),
-                        replace=True)  # the newest counts every seed finished before it
+                        replace=True, lane=_parent_lane(experiment), after=[key])
 
     def mark_failed(self, key: str, reason: str, stop: str = "") -> None:
         """The run ends FAILED, with ``reason`` (one line) and why no retry followed."""
@@ -169,7 +188,7 @@ class Tracker:
             self.client.log_batch(run_id, tags=_run_tags(tags), synchronous=True)
             self.client.set_terminated(run_id, "FAILED", end_time=end)
 
-        self.writer.put(f"failure of {key}", op)
+        self.writer.put(f"failure of {key}", op, lane=key)
 
     def close_parents(self) -> None:
         """End the parents of experiments this driver ran that did not finish every seed
@@ -177,19 +196,31 @@ class Tracker:
         for experiment in sorted(self._started):
             if experiment in self._series_done:
                 continue
-            self.writer.put(f"aggregate of {experiment}",
+            self.writer.put(f"aggregate of {experiment}",  # a barrier: after every write
                             functools.partial(self._aggregate, experiment, closing=True),
                             replace=True)
 
-    # -- on the writer thread --------------------------------------------------------------
+    def _run_id(self, key: str) -> Callable[[], str]:
+        """The trial's run id, read when a write is sent (one callable per trial, so the
+        writer can merge its batches)."""
+        if key not in self._run_of:
+            self._run_of[key] = functools.partial(self.runs.__getitem__, key)
+        return self._run_of[key]
+
+    # -- on the writer's threads (one trial's writes on one at a time) ------------------------
 
     def _open(self, key: str, start_ms: int, tune_trial_id: str) -> None:
         """Find or make the trial's run; safe to retry after any step failed."""
         spec = self.specs[key]
-        parent = self._parent(spec, start_ms)
+        with self._parent_lock:
+            parent = self._parent(spec, start_ms)
         state: dict[str, str] = {Tag.STATE: State.RUNNING, Tag.TUNE_TRIAL_ID: tune_trial_id}
-        if key not in self.runs:  # a retried start may have made it already: look first
-            found = self.search(Kind.TRIAL, **{Tag.TRIAL_KEY: key})
+        # prepare() found every run made before; only a retried start may have made one
+        # whose answer was lost: look first then (no search per trial otherwise).
+        found = self.search(Kind.TRIAL, **{Tag.TRIAL_KEY: key}) if (
+            key not in self.runs and key in self._opening) else []
+        self._opening.add(key)
+        if key not in self.runs:
             if found:
                 self.runs[key] = found[0].info.run_id
             else:
@@ -257,19 +288,19 @@ class Tracker:
             dataset, tags=[InputTag("mlflow.data.context", "training")])])
 
     def _aggregate(self, experiment: str, closing: bool = False) -> None:
-        """The parent's mean and std over the finished seeds (read now, from MLflow)."""
+        """The parent's mean and std over the finished seeds: those this driver sent and
+        those earlier submissions finished (``prepare``), held here, not searched for."""
         from mlflow.entities import Metric
 
         if experiment not in self.parents:
             return  # no trial of it ever started
         parent = self.parents[experiment]
-        children = self.search(Kind.TRIAL, **{Tag.EXPERIMENT: experiment,
-                                              Tag.STATE: State.FINISHED})
+        children = dict(self._finals.get(experiment, {}))
         planned = [s for s in self.specs.values() if s.experiment == experiment]
         step, now = max(s.config.epochs for s in planned), _now_ms()
         items = [Metric(record.N_SEEDS, float(len(children)), now, step)]
         for name in record.FINAL_METRICS:
-            values = [c.data.metrics[name] for c in children if name in c.data.metrics]
+            values = [c[name] for c in children.values() if name in c]
             if values:
                 mean, std = record.mean_std(values)
                 items += [Metric(name, mean, now, step),
@@ -277,7 +308,7 @@ class Tracker:
         complete = len(children) >= len(planned)
         # The series once, when every seed is in: a step logged twice would draw twice.
         if children and complete and experiment not in self._series_done:
-            items += self._series(children, now)
+            items += self._series(sorted(children), now)
             self._series_done.add(experiment)
         for start in range(0, len(items), _BATCH):
             self.client.log_batch(parent, metrics=items[start:start + _BATCH],
@@ -287,21 +318,33 @@ class Tracker:
             self.client.set_terminated(parent, status,
                                        end_time=self._ended.get(experiment, now))
 
-    def _series(self, children: list[Any], now: int) -> list[Any]:
-        """Per epoch: mean and std over seeds of every epoch metric (the UI's seed band)."""
+    def _series(self, keys: list[str], now: int) -> list[Any]:
+        """Per epoch: mean and std over seeds of every epoch metric (the UI's seed band);
+        read from MLflow only for trials with epochs logged before this driver."""
         from mlflow.entities import Metric
 
         out = []
         for name in record.EPOCH_METRICS:
             by_step: dict[int, list[float]] = {}
-            for child in children:
-                for m in self.client.get_metric_history(child.info.run_id, name):
-                    by_step.setdefault(m.step, []).append(m.value)
+            for key in keys:
+                for epoch, value in self._history(key, name):
+                    by_step.setdefault(epoch, []).append(value)
             for step, values in sorted(by_step.items()):
                 mean, std = record.mean_std(values)
                 out += [Metric(name, mean, now, step),
                         Metric(record.std_name(name), std, now, step)]
         return out
+
+    def _history(self, key: str, name: str) -> list[tuple[int, float]]:
+        if key in self._partial:
+            return [(m.step, m.value)
+                    for m in self.client.get_metric_history(self.runs[key], name)]
+        return [(e, metrics[name]) for e, metrics in sorted(self._epochs.get(key, {}).items())
+                if name in metrics]
+
+
+def _parent_lane(experiment: str) -> str:
+    return f"parent of {experiment}"
 
 
 def _run_tags(tags: dict[str, str]) -> list[Any]:

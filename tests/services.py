@@ -110,7 +110,7 @@ class MlflowServer:
     port: int
     root: Path
     proc: subprocess.Popen[bytes] | None = None
-
+    workers: int = 1
     launcher: tuple[str, ...] = ()
     """A command the server is started through (deploy/mlflow/launch.py, as the images do)."""
 
@@ -119,7 +119,7 @@ class MlflowServer:
             *self.launcher, str(BIN / "mlflow"), "server",
             "--backend-store-uri", f"sqlite:///{self.root}/mlflow.db",
             "--artifacts-destination", str(self.root / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+            "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers),
         ]
         if app:
             cmd += ["--app-name", app]
@@ -129,7 +129,8 @@ class MlflowServer:
                **(extra_env or {})}
         self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_http(f"{self.uri}/health", self.proc)
+        # Each worker imports MLflow on its own: on a busy machine that takes a while.
+        wait_http(f"{self.uri}/health", self.proc, timeout_s=90.0 * self.workers)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -140,10 +141,12 @@ class MlflowServer:
 @contextmanager
 def mlflow_server_at(root: Path, extra_env: dict[str, str] | None = None,
                      app: str | None = None, launcher: tuple[str, ...] = (),
-                     ) -> Iterator[MlflowServer]:
-    """A started ``MlflowServer`` with its store in ``root``, always stopped."""
+                     workers: int = 1) -> Iterator[MlflowServer]:
+    """A started ``MlflowServer`` with its store in ``root`` (``workers`` server
+    processes), always stopped."""
     port = free_port()
-    server = MlflowServer(f"http://127.0.0.1:{port}", port, root, launcher=launcher)
+    server = MlflowServer(f"http://127.0.0.1:{port}", port, root, workers=workers,
+                          launcher=launcher)
     root.mkdir(parents=True, exist_ok=True)
     try:
         server.start(extra_env, app)

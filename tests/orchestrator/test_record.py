@@ -64,3 +64,27 @@ def test_mean_std_of_nothing_is_nan() -> None:
 
 def test_flatten_leaves_out_none() -> None:
     assert record.flatten({"a": None, "b": {"c": 1, "d": None}}) == {"b.c": "1"}
+
+
+def test_last_epoch_of_a_finished_run_comes_from_its_final_metrics(mlflow_server) -> None:
+    """A finished run's last epoch is its ``epochs_trained`` (no history read); an
+    unfinished one's is its history's last step; a run with no epoch yet is at 0."""
+    from mlflow.entities import Metric
+
+    from orchestrator.record import State
+
+    client = record.client(mlflow_server.uri)
+    experiment = client.create_experiment("last-epoch")
+    runs = {}
+    for name, state, steps, trained in [("done", State.FINISHED, [1], 3),
+                                        ("running", State.RUNNING, [1, 2], None),
+                                        ("new", State.RUNNING, [], None)]:
+        run_id = client.create_run(experiment, tags={Tag.STATE: state}).info.run_id
+        metrics = [Metric("evaluations", 10.0 * s, 0, s) for s in steps]
+        if trained is not None:  # its history holds step 1 only: the answer shows the source
+            metrics.append(Metric("epochs_trained", float(trained), 0, trained))
+        if metrics:
+            client.log_batch(run_id, metrics=metrics)
+        runs[name] = client.get_run(run_id)
+    assert {n: record.last_epoch(client, r) for n, r in runs.items()} == {
+        "done": 3, "running": 2, "new": 0}

@@ -164,3 +164,28 @@ def test_a_write_made_while_the_server_is_away_is_queued_then_sent_once(tmp_path
         assert tracker.writer.rejected == []
         history = MlflowClient(server.uri).get_metric_history(tracker.runs[spec.key], "top1")
     assert [(m.step, m.value) for m in history] == [(1, 0.5)]
+
+
+def test_a_parent_counts_seeds_finished_by_an_earlier_submission(mlflow_server) -> None:
+    """Seed 0 finished by one driver, seed 1 by the next: the parent's mean, std and
+    per-epoch series hold both (seed 0's epochs read back from MLflow)."""
+    specs = _specs("tracking-two-drivers")
+    with Tracker(mlflow_server.uri, "tracking-two-drivers") as first:
+        first.prepare(specs, train_size=100)
+        first.start_trial(specs[0].key)
+        first.log_epoch(specs[0].key, _epoch(1, 0.5))
+        first.log_final(specs[0].key, _final(0.5), {})
+        first.close_parents()
+        assert first.flush(timeout_s=60)
+    with Tracker(mlflow_server.uri, "tracking-two-drivers") as second:
+        assert second.prepare(specs, train_size=100) == {specs[0].key}
+        second.start_trial(specs[1].key)
+        second.log_epoch(specs[1].key, _epoch(1, 0.7))
+        second.log_final(specs[1].key, _final(0.7), {})
+        assert second.flush(timeout_s=60) and second.writer.rejected == []
+    client = MlflowClient(mlflow_server.uri)
+    parent = client.get_run(second.parents["Benchmark"])
+    assert parent.data.metrics["n_seeds"] == 2
+    assert parent.data.metrics["best_top1"] == pytest.approx(0.6)
+    series = client.get_metric_history(parent.info.run_id, "top1")
+    assert [(m.step, round(m.value, 6)) for m in series] == [(1, 0.6)]
