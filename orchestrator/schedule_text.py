@@ -36,6 +36,8 @@ def schedule_summary(schedule_json: str) -> str:
         return str(schedule_json)
     if s.method == "data_step":
         return f"d={_pct(s.d)} e={_pct(s.e)}"
+    if s.method == "piecewise2":
+        return f"d={_pct(s.d)} to e={_pct(s.e)}, d2={_pct(s.d2)} to e2={_pct(s.e2)}"
     if s.method == "data_increment":
         return f"s={_pct(s.s)}"
     if s.method == "data_cut":
