@@ -230,6 +230,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     require_store(uri)
     plan = (read_plan(args.name, args.storage) if plan_path(args.name, args.storage).exists()
             else None)
+    if plan is not None and plan.grid.search is not None:
+        from orchestrator.search_report import print_search_report
+
+        return print_search_report(uri, plan, args.out, args.margin, args.json)
     report = make_report(uri, args.name, args.out, margin=args.margin, plan=plan)
     if args.json:
         print(json.dumps(report.as_json(), indent=2))

@@ -122,6 +122,10 @@ def _run_plan(plan: Plan, force: bool, quiet: bool) -> SubmitResult:
     with Tracker(plan.tracking_uri, plan.name) as tracker:
         if force:
             _forget(tracker, plan)
+            if plan.grid.search is not None:
+                from orchestrator.search import forget_search
+
+                forget_search(plan, tracker)
         finished = tracker.prepare(plan.trials, plan.grid.train_size())
         todo = [t for t in plan.trials if t.key not in finished]
         result = SubmitResult(plan.name, plan.tracking_uri, tracker.experiment_id,
@@ -131,6 +135,12 @@ def _run_plan(plan: Plan, force: bool, quiet: bool) -> SubmitResult:
             log.info(result.identical)
         if todo:
             _run_tune(plan, todo, tracker, result, quiet=quiet)
+        if plan.grid.search is not None and not (result.failed or result.unfinished):
+            from orchestrator.search import run_search
+
+            result.trials += run_search(
+                plan, tracker, lambda batch: _run_tune(plan, batch, tracker, result, quiet),
+                result.skipped)
         result.unsent_writes = tracker.pending
         result.rejected_writes = [f"{r.what} (HTTP {r.status}): {r.message}"
                                   for r in tracker.writer.rejected]
