@@ -52,7 +52,8 @@ def _num(value: Any) -> float | None:
 
 
 def _words(row: dict[str, Any], selection: str | None) -> str:
-    text = f"{row['method']} {schedule_summary(str(row['schedule']))}"
+    summary = schedule_summary(str(row["schedule"]))
+    text = summary if row["method"] == "benchmark" else f"{row['method']} {summary}"
     return f"{text}, {selection}" if selection else text
 
 
@@ -94,7 +95,7 @@ def front(points: list[SearchPoint]) -> list[SearchPoint]:
             for p in points]
     mask = pareto_mask(cost, [p.top1_mean for p in points])
     kept = [p for p, keep in zip(points, mask, strict=True) if keep]
-    return sorted(kept, key=lambda p: (p.evaluation_ratio, -p.top1_mean))
+    return sorted(kept, key=lambda p: (p.evaluation_ratio or 0.0, -p.top1_mean))
 
 
 def best_constrained(points: list[SearchPoint]) -> SearchPoint | None:

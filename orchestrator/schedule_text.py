@@ -23,7 +23,7 @@ def _adapter() -> TypeAdapter[Schedule]:
 
 
 def _pct(x: float) -> str:
-    return f"{100 * x:g}%"
+    return f"{round(100 * x, 1):g}%"  # a searched fraction (0.116175) reads 11.6%
 
 
 def schedule_summary(schedule_json: str) -> str:
