@@ -162,11 +162,16 @@ def _dry_run(options: Any, as_json: bool) -> int:
     from orchestrator.plan import resolve_plan
     from orchestrator.preview import preview, render
 
-    result = preview(resolve_plan(options))
+    plan = resolve_plan(options)
+    result = preview(plan)
+    search = plan.grid.search
+    more = (f"search: then {search.samples} schedules x {search.seed_count()} seeds "
+            f"({search.samples * search.seed_count()} trials more, chosen by "
+            f"{search.algorithm}; not counted above)") if search else None
     if as_json:
-        print(json.dumps(result.as_dict(), indent=2))
+        print(json.dumps({**result.as_dict(), "search": more}, indent=2))
     else:
-        print("\n".join(render(result)))
+        print("\n".join(render(result) + ([more] if more else [])))
     return exits.DONE
 
 
