@@ -202,6 +202,21 @@ def _outcomes(tracker: Tracker, labels: Sequence[str]) -> dict[str, list[Outcome
     return out
 
 
+def _complete_parents(tracker: Tracker, specs: Sequence[TrialSpec], finished: set[str]
+                      ) -> None:
+    """Parents whose every seed finished but whose mean and std do not count them all (a
+    driver killed between a last seed and its parent): aggregated again."""
+    by_experiment: dict[str, list[str]] = {}
+    for spec in specs:
+        by_experiment.setdefault(spec.experiment, []).append(spec.key)
+    for run in tracker.search(Kind.EXPERIMENT):
+        experiment = run.data.tags[Tag.PARENT_OF]
+        keys = by_experiment.get(experiment, [])
+        if (keys and all(k in finished for k in keys)
+                and run.data.metrics.get(record.N_SEEDS, 0) < len(keys)):
+            tracker.complete_parent(experiment)
+
+
 def run_search(plan: Plan, tracker: Tracker, run_batch: Callable[[list[TrialSpec]], None],
                skipped: list[str]) -> int:
     """Run the search to its ``samples`` (or until a round leaves a schedule unfinished:
@@ -216,6 +231,9 @@ def run_search(plan: Plan, tracker: Tracker, run_batch: Callable[[list[TrialSpec
     # Schedules told by an earlier driver: none of their trials runs again.
     for trial in told(study):
         skipped.extend(t.key for t in schedule_specs(plan, trial))
+    known = plan.trials + [s for t in [*told(study), *waiting]
+                           for s in schedule_specs(plan, t)]
+    _complete_parents(tracker, known, tracker.prepare(known, plan.grid.train_size()))
     while True:
         asked = _sampled(study)
         while len(waiting) < search.batch() and asked < search.samples:

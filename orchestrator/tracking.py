@@ -177,6 +177,13 @@ class Tracker:
                             functools.partial(self._aggregate, experiment, closing=True),
                             replace=True)
 
+    def complete_parent(self, experiment: str) -> None:
+        """Aggregate ``experiment``'s parent again: for a parent whose last seed finished
+        under a driver killed before it aggregated (its trials never run again to do it)."""
+        self.writer.put(f"aggregate of {experiment}",
+                        functools.partial(self._aggregate, experiment, closing=True),
+                        replace=True)
+
     # -- on the writer thread --------------------------------------------------------------
 
     def _open(self, key: str, start_ms: int, tune_trial_id: str) -> None:

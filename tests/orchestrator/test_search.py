@@ -110,3 +110,38 @@ def test_one_objective(tmp_path: Path) -> None:
     ask(study, single)
     assert tell_finished(study, single, _outcomes("S000", 2)) == ["S000"]
     assert told(study)[0].values == pytest.approx([0.905])
+
+
+def test_a_parent_left_short_by_a_killed_driver_is_completed(tmp_path: Path) -> None:
+    """Both seeds of S000 finished, but the driver died before their parent counted the
+    second: the next driver, which runs neither again, aggregates the parent anew."""
+    from orchestrator import record
+    from orchestrator.record import Kind, State, Tag
+    from orchestrator.search import _complete_parents
+    from orchestrator.tracking import Tracker
+
+    plan = _plan(tmp_path)
+    search = plan.grid.search
+    assert search is not None
+    specs = schedule_specs(plan, ask(open_study(plan), search))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    with Tracker(uri, plan.name) as tracker:
+        base = {Tag.GRID: plan.name, Tag.EXPERIMENT: "S000"}
+        parent = tracker.client.create_run(tracker.experiment_id, tags={
+            Tag.GRID: plan.name, Tag.KIND: Kind.EXPERIMENT, Tag.PARENT_OF: "S000"}).info.run_id
+        tracker.client.log_metric(parent, record.N_SEEDS, 1.0)
+        for spec, top1 in zip(specs, (0.5, 0.7), strict=True):
+            run = tracker.client.create_run(tracker.experiment_id, tags={
+                **base, Tag.KIND: Kind.TRIAL, Tag.TRIAL_KEY: spec.key,
+                Tag.SEED: str(spec.seed), Tag.STATE: State.FINISHED}).info.run_id
+            tracker.client.log_metric(run, "best_top1", top1)
+        finished = tracker.prepare(specs)
+        assert finished == {s.key for s in specs}
+        _complete_parents(tracker, specs, finished)
+        assert tracker.flush(30)
+        metrics = tracker.client.get_run(parent).data.metrics
+        assert metrics[record.N_SEEDS] == 2 and metrics["best_top1"] == pytest.approx(0.6)
+        _complete_parents(tracker, specs, finished - {specs[0].key})  # one seed unfinished
+        assert tracker.flush(30)
+        history = tracker.client.get_metric_history(parent, record.N_SEEDS)
+        assert len(history) == 2  # nothing more logged

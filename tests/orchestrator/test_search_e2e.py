@@ -90,8 +90,10 @@ def test_search_killed_then_resumed_runs_each_trial_once(tmp_path: Path,
     assert exp is not None
     parents = client.search_runs([exp.experiment_id], "tags.`lessdata.kind` = 'experiment'")
     assert sorted(p.data.tags["lessdata.parent_of"] for p in parents) == labels
-    assert all(p.data.metrics["n_seeds"] == SEEDS and "best_top1_std" in p.data.metrics
-               for p in parents)
+    # mean and std over every seed, also for a schedule whose last seed finished just
+    # before the kill (its parent is aggregated again on resume)
+    seen = {p.data.tags["lessdata.parent_of"]: p.data.metrics for p in parents}
+    assert all(m.get("n_seeds") == SEEDS and "best_top1_std" in m for m in seen.values()), seen
     assert _told(store) == dict.fromkeys(range(SAMPLES), 1)  # each schedule told once
 
     out = run_cli("report", NAME, "--storage", str(store), "--json", cwd=tmp_path)
