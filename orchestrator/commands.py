@@ -178,11 +178,16 @@ def _dry_run(options: Any, as_json: bool, images_per_s: float | None = None) -> 
     from orchestrator.plan import resolve_plan
     from orchestrator.preview import preview, render
 
-    result = preview(resolve_plan(options), images_per_s=images_per_s)
+    plan = resolve_plan(options)
+    result = preview(plan, images_per_s=images_per_s)
+    search = plan.grid.search
+    more = (f"search: then {search.samples} schedules x {search.seed_count()} seeds "
+            f"({search.samples * search.seed_count()} trials more, chosen by "
+            f"{search.algorithm}; not counted above)") if search else None
     if as_json:
-        print(json.dumps(result.as_dict(), indent=2))
+        print(json.dumps({**result.as_dict(), "search": more}, indent=2))
     else:
-        print("\n".join(render(result)))
+        print("\n".join(render(result) + ([more] if more else [])))
     return exits.DONE
 
 
@@ -246,6 +251,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     require_store(uri)
     plan = (read_plan(args.name, args.storage) if plan_exists(args.name, args.storage)
             else None)
+    if plan is not None and plan.grid.search is not None:
+        from orchestrator.search_report import print_search_report
+
+        return print_search_report(uri, plan, args.out, args.margin, args.json)
     report = make_report(uri, args.name, args.out, margin=args.margin, plan=plan)
     if args.json:
         print(json.dumps(report.as_json(), indent=2))

@@ -28,6 +28,7 @@ from orchestrator.limits import check_size
 from orchestrator.recipe import Placement, Resources, Training, lift_placement
 from orchestrator.record import trial_key
 from orchestrator.safe_yaml import read_yaml_file
+from orchestrator.search_space import Search, is_search_label, search_defaults
 from orchestrator.validate import build_train_config, parse_model
 from trainers.config import (
     DatasetChoice,
@@ -136,11 +137,18 @@ class Grid(_Strict):
     order_seed: Annotated[int, Field(ge=0)] = 0
     """Seeds the order trials run in (``orchestrator.order.interleave``): recorded in the
     plan, so a re-run runs in the same order."""
+    search: Search | None = None
+    """A schedule search run after the experiments (``orchestrator.search``, docs/search.md)."""
 
     @model_validator(mode="before")
     @classmethod
     def _placement_shorthand(cls, raw: Any) -> Any:
         return lift_placement(raw)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _search_seeds_and_benchmark(cls, raw: Any) -> Any:
+        return search_defaults(raw)
 
     @field_validator("experiments")
     @classmethod
@@ -169,6 +177,13 @@ class Grid(_Strict):
         if len(set(labels)) != len(labels):
             raise ValueError(f"experiment names must be unique, got {labels}")
         self.plans()  # twins' names must not clash with declared ones
+        if self.search is not None:
+            if "Benchmark" not in self.experiments:
+                raise ValueError("a search needs the Benchmark, its reference "
+                                 "(drop --no-benchmark)")
+            taken = [name for name in labels if is_search_label(name)]
+            if taken:
+                raise ValueError(f"names S000, S001 ... are the search's, got {taken}")
         return self
 
     def seed_list(self) -> list[int]:
@@ -268,6 +283,14 @@ class Grid(_Strict):
             for experiment in plans
             for seed in self.seed_list()
         ]
+
+    def schedule_trials(self, grid_name: str, label: str, plan: ExperimentPlan
+                        ) -> list[TrialSpec]:
+        """Every seed of an experiment the grid does not declare: a search's schedule."""
+        return [TrialSpec(key=trial_key(grid_name, label, seed), grid=grid_name,
+                          experiment=label, seed=seed, config=self._config(label, plan, seed),
+                          checkpoint_every=self.checkpoint_every, source="ours")
+                for seed in self.seed_list()]
 
 
 class TrialSpec(_Strict):

@@ -23,7 +23,7 @@ def _adapter() -> TypeAdapter[Schedule]:
 
 
 def _pct(x: float) -> str:
-    return f"{100 * x:g}%"
+    return f"{round(100 * x, 1):g}%"  # a searched fraction (0.116175) reads 11.6%
 
 
 def schedule_summary(schedule_json: str) -> str:
@@ -36,6 +36,8 @@ def schedule_summary(schedule_json: str) -> str:
         return str(schedule_json)
     if s.method == "data_step":
         return f"d={_pct(s.d)} e={_pct(s.e)}"
+    if s.method == "piecewise2":
+        return f"d={_pct(s.d)} to e={_pct(s.e)}, d2={_pct(s.d2)} to e2={_pct(s.e2)}"
     if s.method == "data_increment":
         return f"s={_pct(s.s)}"
     if s.method == "data_cut":

@@ -127,10 +127,18 @@ def _run_plan(plan: Plan, force: bool, quiet: bool) -> SubmitResult:
     connect_ray(plan.address, runtime_env=runtime_env(plan.grid.code))
     check_resources(plan.grid.resources)
     driver_state_dir(plan.storage)  # Tune's state: refused in the storage, before any run
+    if plan.grid.search is not None:
+        from orchestrator.search import study_path
+
+        study_path(plan)  # a search's journal needs a folder storage: refused before any run
     write_plan(plan)
     with Tracker(plan.tracking_uri, plan.name) as tracker:
         if force:
             _forget(tracker, plan)
+            if plan.grid.search is not None:
+                from orchestrator.search import forget_search
+
+                forget_search(plan, tracker)
         finished = tracker.prepare(plan.trials, plan.grid.train_size())
         todo = [t for t in plan.trials if t.key not in finished]
         result = SubmitResult(plan.name, plan.tracking_uri, tracker.experiment_id,
@@ -140,6 +148,12 @@ def _run_plan(plan: Plan, force: bool, quiet: bool) -> SubmitResult:
             log.info(result.identical)
         if todo:
             _run_tune(plan, todo, tracker, result, quiet=quiet)
+        if plan.grid.search is not None and not (result.failed or result.unfinished):
+            from orchestrator.search import run_search
+
+            result.trials += run_search(
+                plan, tracker, lambda batch: _run_tune(plan, batch, tracker, result, quiet),
+                result.skipped)
         result.unsent_writes = tracker.pending
         result.rejected_writes = [f"{r.what} (HTTP {r.status}): {r.message}"
                                   for r in tracker.writer.rejected]

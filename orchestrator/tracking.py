@@ -200,6 +200,13 @@ class Tracker:
                             functools.partial(self._aggregate, experiment, closing=True),
                             replace=True)
 
+    def complete_parent(self, experiment: str) -> None:
+        """Aggregate ``experiment``'s parent again: for a parent whose last seed finished
+        under a driver killed before it aggregated (its trials never run again to do it)."""
+        self.writer.put(f"aggregate of {experiment}",  # a barrier: after every write
+                        functools.partial(self._aggregate, experiment, closing=True),
+                        replace=True)
+
     def _run_id(self, key: str) -> Callable[[], str]:
         """The trial's run id, read when a write is sent (one callable per trial, so the
         writer can merge its batches)."""

@@ -6,7 +6,8 @@ form of each; ``fraction_at`` dispatches on them. ``count_for`` is the one rule 
 fraction into a sample count, and ``evaluations`` sums it over a run.
 
 Readings (see docs/method.md): Data Step and the Benchmark are the paper's; the Data
-Increment ramp, the Data Cut staircase and the piecewise schedule are ours
+Increment ramp, the Data Cut staircase, the piecewise schedule and the two-phase
+``piecewise2`` (two Data Steps back to back, for schedule search) are ours
 (``trainers.experiments.source_of`` says which experiment is which).
 
 ``count_runs`` gives a run's per-epoch counts as runs of equal counts, in time that grows
@@ -29,6 +30,7 @@ __all__ = [
     "DataIncrement",
     "DataStep",
     "Piecewise",
+    "Piecewise2",
     "Schedule",
     "count_for",
     "count_runs",
@@ -152,6 +154,40 @@ class DataCut(_Base):
                 for k, (start, end) in enumerate(zip(starts, ends, strict=True), start=1)]
 
 
+class Piecewise2(_Base):
+    """Two Data Step phases: ``d`` up to share ``e`` of the epochs, ``d2`` up to ``e2``,
+    then all the data (ours: a schedule search's two-knob staircase, docs/search.md).
+
+    Boundaries round as Data Step's: ``round_half_up(e * E)`` and ``round_half_up(e2 * E)``.
+    """
+
+    method: Literal["piecewise2"] = "piecewise2"
+    d: Fraction
+    e: Fraction
+    d2: Fraction
+    e2: Fraction
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Piecewise2:
+        if self.e2 < self.e:
+            raise ValueError(f"the second phase must end no earlier than the first: "
+                             f"e={self.e} > e2={self.e2}")
+        return self
+
+    def _bounds(self, epochs: int) -> tuple[int, int]:
+        return (min(epochs, round_half_up(self.e * epochs)),
+                min(epochs, round_half_up(self.e2 * epochs)))
+
+    def fraction_at(self, epoch: int, epochs: int) -> float:
+        _check(epoch, epochs)
+        first, second = self._bounds(epochs)
+        return self.d if epoch < first else self.d2 if epoch < second else 1.0
+
+    def fraction_runs(self, epochs: int) -> list[tuple[float, int]]:
+        first, second = self._bounds(epochs)
+        return [(self.d, first), (self.d2, second - first), (1.0, epochs - second)]
+
+
 class Breakpoint(_Base):
     """From progress ``at`` (share of the epochs elapsed, in [0, 1)) on, train on ``fraction``."""
 
@@ -198,7 +234,7 @@ def first_epoch_at(at: float, epochs: int) -> int:
 
 
 Schedule = Annotated[
-    Union[Benchmark, DataStep, DataIncrement, DataCut, Piecewise],  # noqa: UP007
+    Union[Benchmark, DataStep, DataIncrement, DataCut, Piecewise, Piecewise2],  # noqa: UP007
     Field(discriminator="method"),
 ]
 
@@ -231,7 +267,8 @@ def count_runs(schedule: Schedule, n: int, epochs: int) -> list[tuple[int, int]]
     """The per-epoch counts of a run as ``(count, epochs)`` runs, equal neighbours merged.
 
     The same counts as ``counts`` (tested), in time linear in the number of runs: two for
-    a Data Step, at most n for a Data Cut, one per breakpoint; a Data Increment has one
+    a Data Step, three for a ``piecewise2``, at most n for a Data Cut, one per breakpoint;
+    a Data Increment has one
     run per distinct count, at most min(E, N (1 - s) + 1).
     """
     if epochs < 1:

@@ -313,6 +313,9 @@ def test_pareto_mask_keeps_the_non_dominated() -> None:
     ('{"method":"data_step","d":0.25,"e":0.75}', "d=25% e=75%"),
     ('{"method":"data_increment","s":0.5}', "s=50%"),
     ('{"method":"data_cut","n":9}', "n=9"),
+    ('{"method":"data_step","d":0.116175,"e":0.766096}', "d=11.6% e=76.6%"),  # searched
+    ('{"method":"piecewise2","d":0.1,"e":0.25,"d2":0.5,"e2":0.75}',
+     "d=10% to e=25%, d2=50% to e2=75%"),
     (RAMP.model_dump_json(), "from 0%: 50%, from 50%: 100%"),
     ("not json", "not json"),
 ])

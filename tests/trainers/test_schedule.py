@@ -18,6 +18,7 @@ from trainers.schedule import (
     DataIncrement,
     DataStep,
     Piecewise,
+    Piecewise2,
     count_for,
     count_runs,
     counts,
@@ -209,7 +210,9 @@ def _step_schedules() -> list:
             Piecewise.model_validate({"breakpoints": [{"at": 0.0, "fraction": 0.2},
                                                       {"at": 1 / 3, "fraction": 0.7},
                                                       {"at": 0.35, "fraction": 0.7},
-                                                      {"at": 0.9, "fraction": 1.0}]})]
+                                                      {"at": 0.9, "fraction": 1.0}]}),
+            Piecewise2(d=0.2, e=0.3, d2=0.6, e2=0.7), Piecewise2(d=0.5, e=0.5, d2=0.9, e2=0.5),
+            Piecewise2(d=0.1, e=1.0, d2=0.4, e2=1.0)]
 
 
 @pytest.mark.parametrize("schedule", _step_schedules(), ids=lambda s: repr(s)[:40])
@@ -313,3 +316,27 @@ def test_epoch_out_of_range() -> None:
         fraction_at(Benchmark(), 3, 3)
     with pytest.raises(ValueError, match="epochs must be >= 1"):
         fraction_at(DataStep(d=0.5, e=0.5), 0, 0)
+
+
+@pytest.mark.parametrize(("n", "epochs"), SIZES)
+@pytest.mark.parametrize(("d", "e", "d2", "e2"), [(0.25, 0.25, 0.5, 0.75), (0.3, 0.4, 0.3, 0.4),
+                                                  (0.05, 0.95, 0.95, 0.95), (0.5, 0.1, 1.0, 1.0)])
+def test_piecewise2_evaluations_in_closed_form(n: int, epochs: int, d: float, e: float,
+                                               d2: float, e2: float) -> None:
+    """Two Data Steps back to back: k1 = [eE] epochs at d, k2 - k1 at d2, the rest at 1."""
+    k1, k2 = round_half_up(e * epochs), round_half_up(e2 * epochs)
+    total = (k1 * count_for(d, n) + (k2 - k1) * count_for(d2, n) + (epochs - k2) * n)
+    schedule = Piecewise2(d=d, e=e, d2=d2, e2=e2)
+    assert evaluations(schedule, n, epochs) == total
+    assert all(0.0 < f <= 1.0 for f in fractions(schedule, epochs))
+
+
+def test_piecewise2_with_equal_phases_is_data_step() -> None:
+    for epochs in (1, 4, 7, 300):
+        assert (fractions(Piecewise2(d=0.25, e=0.5, d2=0.25, e2=0.75), epochs)
+                == fractions(DataStep(d=0.25, e=0.75), epochs))
+
+
+def test_piecewise2_phases_must_be_ordered() -> None:
+    with pytest.raises(ValidationError, match="e=0.8 > e2=0.2"):
+        Piecewise2(d=0.5, e=0.8, d2=0.5, e2=0.2)
