@@ -87,7 +87,7 @@ def storage_failure(error: BaseException | str | None) -> str | None:
     object whose ``cause`` is the original, or only as the worker's traceback text.
     """
     if isinstance(error, str):
-        line = re.search(r"(no space left in [^\n]+)", error)
+        line = re.search(r"(no space left in [^\n]+? is free there)", error)
         return line.group(1).strip() if line else None
     for _ in range(8):  # a short chain: wrapper, cause, its cause
         if error is None:

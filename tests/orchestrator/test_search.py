@@ -56,7 +56,7 @@ def test_asked_schedules_survive_a_new_driver(tmp_path: Path, algorithm: str) ->
     assert search is not None
     study = open_study(plan)
     asked = [ask(study, search) for _ in range(2)]
-    assert study_path(plan).parent == plan_path(plan.name, plan.storage).parent
+    assert study_path(plan).parent == Path(plan_path(plan.name, plan.storage)).parent
     del study  # the driver is killed
     again = pending(open_study(plan))
     assert [t.number for t in again] == [t.number for t in asked]
@@ -64,7 +64,8 @@ def test_asked_schedules_survive_a_new_driver(tmp_path: Path, algorithm: str) ->
     specs = schedule_specs(plan, again[0])
     assert [s.key for s in specs] == [f"searched/S000/seed={s}" for s in (0, 1)]
     assert specs == schedule_specs(plan, asked[0])  # the same trials, found again by key
-    assert all(s.checkpoint_dir.startswith(str(plan.storage / "checkpoints")) for s in specs)
+    assert all(s.checkpoint_dir.startswith(str(Path(plan.storage) / "checkpoints"))
+               for s in specs)
     assert specs[0].config.selection == asked[0].params["selection"]
 
 
