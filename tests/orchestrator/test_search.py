@@ -146,3 +146,15 @@ def test_a_parent_left_short_by_a_killed_driver_is_completed(tmp_path: Path) -> 
         assert tracker.flush(30)
         history = tracker.client.get_metric_history(parent, record.N_SEEDS)
         assert len(history) == 2  # nothing more logged
+
+
+def test_a_search_on_an_object_store_is_refused_in_one_line(tmp_path: Path) -> None:
+    # The journal is a file beside the plan: a bucket cannot hold it (docs/search.md).
+    from trainers.errors import ConfigError
+
+    plan = _plan(tmp_path).model_copy(update={"storage": "s3://bucket/prefix"})
+    with pytest.raises(ConfigError) as caught:
+        study_path(plan)
+    line = str(caught.value)
+    assert "\n" not in line and "s3://bucket/prefix is an object store" in line
+    assert "--storage FOLDER" in line
