@@ -147,14 +147,19 @@ def _worker_node_id(address: str) -> str:
     return str(ids[0])
 
 
+NODE_EPOCHS = 16
+
+
 def test_worker_node_killed_mid_trial(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(uri)
     with ray_cluster(nodes=2, cpus_per_node=1,
                      head_extra=['--resources={"head-node": 1}']) as cluster:
         worker_id = _worker_node_id(cluster.address)
-        # Long enough epochs that the kill lands mid-trial.
-        grid = _grid(tmp_path / "g.yaml", "nodeloss", ["Benchmark", "E5"], epochs=6, train=1200)
+        # Long enough (16 epochs of 1,200 images, ~0.4 s each) that the trial caught with at
+        # most 4 epochs in MLflow cannot finish on the worker before the kill lands.
+        grid = _grid(tmp_path / "g.yaml", "nodeloss", ["Benchmark", "E5"], epochs=NODE_EPOCHS,
+                     train=1200)
         proc = _submit_bg(grid, "--tracking-uri", uri, "--address", cluster.address,
                           "--storage", str(tmp_path / "store"), cwd=tmp_path)
 
@@ -173,10 +178,10 @@ def test_worker_node_killed_mid_trial(tmp_path: Path) -> None:
         seconds_before = _epoch_seconds(client, "nodeloss")
         out, err = proc.communicate(timeout=500)
         assert proc.returncode == 0, err[-3000:]
-        runs = assert_complete(client, "nodeloss", ["Benchmark", "E5"], 1, 1200, 6)
+        runs = assert_complete(client, "nodeloss", ["Benchmark", "E5"], 1, 1200, NODE_EPOCHS)
         # The trial lost with the node finished on the head, in the same MLflow run.
         nodes = {r.data.tags["lessdata.trial_key"]: r.data.tags["lessdata.node_id"] for r in runs}
         assert worker_id not in nodes.values(), (worker_id, nodes)
         # ... continued from its checkpoint: the epochs trained on the lost node were kept.
         assert seconds_before[on_worker[0]], (on_worker, seconds_before)
-        assert_trained_once(client, "nodeloss", tmp_path / "store", seconds_before, 6)
+        assert_trained_once(client, "nodeloss", tmp_path / "store", seconds_before, NODE_EPOCHS)
