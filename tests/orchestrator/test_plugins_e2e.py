@@ -16,6 +16,7 @@ import yaml
 from mlflow import MlflowClient
 
 from tests.conftest import MlflowServer, RayCluster, run_cli
+from tests.orchestrator.checks import trial_runs
 from trainers.experiments import EXPERIMENTS
 from trainers.factories import code_digest
 from trainers.schedule import evaluations
@@ -99,13 +100,6 @@ def _submit(grid: Path, work: Path, server: MlflowServer, ray: RayCluster
                    ray.address, "--storage", str(work / "store"), "--json", cwd=work)
 
 
-def _trial_runs(client: MlflowClient, name: str) -> list:
-    exp = client.get_experiment_by_name(name)
-    if exp is None:
-        return []
-    return client.search_runs([exp.experiment_id], "tags.`lessdata.kind` = 'trial'")
-
-
 @pytest.fixture(scope="module")
 def submitted(tmp_path_factory: pytest.TempPathFactory, mlflow_server: MlflowServer,
               local_ray: RayCluster) -> dict:
@@ -126,7 +120,7 @@ def test_one_run_per_trial_with_exact_evaluations(submitted: dict,
     assert sorted(submitted["summary"]["finished"]) == [
         "plugin-e2e/Benchmark/seed=0", "plugin-e2e/E3/seed=0"]
     client = MlflowClient(mlflow_server.uri)
-    runs = _trial_runs(client, "plugin-e2e")
+    runs = trial_runs(client, "plugin-e2e")
     assert len(runs) == 2
     for run in runs:
         tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
@@ -193,5 +187,5 @@ def test_bad_plugin_is_one_line_and_exit_2_before_any_trial(
     assert out.returncode == 2, (out.stdout[-1000:], out.stderr[-2000:])
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], out.stderr[-2000:]
-    assert _trial_runs(MlflowClient(mlflow_server.uri), f"bad-{case}") == []
+    assert trial_runs(MlflowClient(mlflow_server.uri), f"bad-{case}") == []
     assert not (tmp_path / "store" / "grids").exists()  # no plan, no Ray work

@@ -11,6 +11,7 @@ import yaml
 from mlflow import MlflowClient
 
 from tests.conftest import MlflowServer, RayCluster, free_port, run_cli
+from tests.orchestrator.checks import trial_runs
 from trainers.schedule import Piecewise, evaluations
 
 pytestmark = pytest.mark.slow
@@ -39,13 +40,6 @@ def _write(path: Path, grid: dict) -> Path:
     return path
 
 
-def _trial_runs(client: MlflowClient, name: str) -> list:
-    exp = client.get_experiment_by_name(name)
-    if exp is None:
-        return []
-    return client.search_runs([exp.experiment_id], "tags.`lessdata.kind` = 'trial'")
-
-
 @pytest.fixture(scope="module")
 def submitted(tmp_path_factory: pytest.TempPathFactory, mlflow_server: MlflowServer,
               local_ray: RayCluster) -> dict:
@@ -62,7 +56,7 @@ def test_one_run_per_trial_with_tags_and_history(submitted: dict,
                                                  mlflow_server: MlflowServer) -> None:
     assert len(submitted["summary"]["finished"]) == 6
     client = MlflowClient(mlflow_server.uri)
-    runs = _trial_runs(client, "e2e")
+    runs = trial_runs(client, "e2e")
     assert len(runs) == 6
     keys = sorted(r.data.tags["lessdata.trial_key"] for r in runs)
     assert keys == sorted(f"e2e/{e}/seed={s}" for e in ("Benchmark", "E3", "half-first")
@@ -170,7 +164,7 @@ def test_report_json_agrees_with_mlflow(submitted: dict, mlflow_server: MlflowSe
         assert key in e3
     client = MlflowClient(mlflow_server.uri)
     for run_exp, row in rows.items():
-        runs = [r for r in _trial_runs(client, "e2e")
+        runs = [r for r in trial_runs(client, "e2e")
                 if r.data.tags["lessdata.experiment"] == run_exp]
         top1 = [r.data.metrics["best_top1"] for r in runs]
         assert row["n"] == 2
@@ -188,7 +182,7 @@ def test_resubmitting_a_finished_grid_reruns_nothing(submitted: dict,
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads(out.stdout)
     assert len(summary["skipped"]) == 6 and summary["finished"] == []
-    assert len(_trial_runs(MlflowClient(mlflow_server.uri), "e2e")) == 6
+    assert len(trial_runs(MlflowClient(mlflow_server.uri), "e2e")) == 6
 
 
 def test_status_and_report_from_another_folder_read_the_plan(
@@ -217,7 +211,7 @@ def test_resume_runs_the_plan_not_the_edited_grid_file(submitted: dict,
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads(out.stdout)
     assert len(summary["skipped"]) == 6 and summary["finished"] == [], summary
-    assert len(_trial_runs(MlflowClient(mlflow_server.uri), "e2e")) == 6
+    assert len(trial_runs(MlflowClient(mlflow_server.uri), "e2e")) == 6
 
 
 @pytest.mark.parametrize(
@@ -244,7 +238,7 @@ def test_bad_grids_refused_before_any_run(tmp_path: Path, mlflow_server: MlflowS
     error_lines = [line for line in out.stderr.splitlines() if "error:" in line]
     assert len(error_lines) == 1 and needle in error_lines[0], out.stderr[-2000:]
     assert "Traceback" not in out.stderr
-    assert _trial_runs(MlflowClient(mlflow_server.uri), name) == []
+    assert trial_runs(MlflowClient(mlflow_server.uri), name) == []
     assert not (tmp_path / "store" / "checkpoints").exists()
 
 
