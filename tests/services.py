@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ __all__ = [
     "RayCluster",
     "S3Server",
     "free_port",
+    "free_ports",
     "mlflow_server_at",
     "quiet_services",
     "ray_cluster",
@@ -178,11 +180,25 @@ class RayCluster:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports on 127.0.0.1 (all held open until every one is chosen,
+    so the system cannot hand out one twice)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def ray_node_cmd(head: bool, port: int, num_cpus: int, index: int,
                  extra: list[str] | None = None) -> list[str]:
-    """`ray start --block` for one node; every node of a machine needs its own ports."""
-    ports = [free_port() for _ in range(7)]
-    workers = 20000 + (port % 40) * 1000 + index * 200  # a worker-port range per node
+    """`ray start --block` for one node; every node of a machine needs its own ports. The
+    worker ports sit below the system's ephemeral range (32768 and up), a range per node."""
+    ports = [p for p in free_ports(7) if p != port][:6]
+    workers = 10000 + ((port % 37) * 3 + index % 3) * 200
     cmd = [
         str(BIN / "ray"), "start", "--block", f"--num-cpus={num_cpus}", "--num-gpus=0",
         f"--node-manager-port={ports[0]}", f"--object-manager-port={ports[1]}",
@@ -198,47 +214,90 @@ def ray_node_cmd(head: bool, port: int, num_cpus: int, index: int,
     return cmd + (extra or [])
 
 
-def wait_nodes(address: str, count: int, env: dict[str, str], timeout_s: float = 90.0) -> None:
-    """Until ``count`` nodes of the cluster at ``address`` are alive."""
+def _port_open(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def wait_nodes(address: str, count: int, env: dict[str, str], timeout_s: float = 120.0,
+               procs: list[subprocess.Popen[bytes]] | None = None) -> None:
+    """Until ``count`` nodes of the cluster at ``address`` are alive; fails at once if one of
+    ``procs`` (the nodes' `ray start --block`) exits."""
     script = (
         "import ray,sys; ray.init(address=sys.argv[1], logging_level='ERROR');"
         "print(len([n for n in ray.nodes() if n['Alive']]))"
     )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        out = subprocess.run([sys.executable, "-c", script, address], env=env,
-                             capture_output=True, text=True, timeout=60)
+        for proc in procs or []:
+            if proc.poll() is not None:
+                raise RuntimeError(f"a node of the Ray cluster at {address} exited with code "
+                                   f"{proc.returncode}")
+        if not _port_open(address):  # the head's GCS not listening yet: no client to hang
+            time.sleep(0.5)
+            continue
+        left = max(5.0, deadline - time.monotonic())
+        try:
+            out = subprocess.run([sys.executable, "-c", script, address], env=env,
+                                 capture_output=True, text=True, timeout=min(60.0, left))
+        except subprocess.TimeoutExpired:
+            continue
         if out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == [str(count)]:
             return
         time.sleep(1)
-    raise TimeoutError(f"Ray cluster at {address} did not reach {count} nodes")
+    raise TimeoutError(f"Ray cluster at {address} did not reach {count} nodes in {timeout_s} s")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
 
 
 @contextmanager
 def ray_cluster(nodes: int = 1, cpus_per_node: int = 2, env: dict[str, str] | None = None,
                 head_extra: list[str] | None = None,
-                worker_extra: list[str] | None = None) -> Iterator[RayCluster]:
+                worker_extra: list[str] | None = None,
+                attempts: int = 2) -> Iterator[RayCluster]:
     """A real Ray cluster of ``nodes`` nodes on this machine (`ray start --block` each, no
-    GPU), always stopped; yields once every node answers."""
-    port = free_port()
+    GPU), always stopped; yields once every node answers. A cluster that does not come up
+    (a busy machine, a port taken meanwhile) is stopped and started again on fresh ports, up
+    to ``attempts`` times; the error then carries the nodes' own output."""
     env = {**QUIET_ENV, **os.environ, **(env or {})}
-    cluster = RayCluster(f"127.0.0.1:{port}")
-    try:
-        for index in range(nodes):
-            if index:
-                time.sleep(1)  # the head first
-            cmd = ray_node_cmd(index == 0, port, cpus_per_node, index,
-                               head_extra if index == 0 else worker_extra)
-            cluster.procs.append(subprocess.Popen(
-                cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True))
-        wait_nodes(cluster.address, nodes, env)
-        yield cluster
-    finally:
-        for proc in reversed(cluster.procs):  # every node told first, then waited for
-            _terminate_group(proc)
-        for proc in cluster.procs:
-            _reap_group(proc, timeout_s=20)
+    logs = Path(tempfile.mkdtemp(prefix="lessdata-ray-"))
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        cluster = RayCluster(f"127.0.0.1:{port}")
+        node_logs = [logs / f"try{attempt}-node{index}.log" for index in range(nodes)]
+        try:
+            try:
+                for index in range(nodes):
+                    if index:
+                        time.sleep(1)  # the head first
+                    cmd = ray_node_cmd(index == 0, port, cpus_per_node, index,
+                                       head_extra if index == 0 else worker_extra)
+                    with open(node_logs[index], "wb") as log:
+                        cluster.procs.append(subprocess.Popen(
+                            cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True))
+                wait_nodes(cluster.address, nodes, env, procs=cluster.procs)
+            except (TimeoutError, RuntimeError) as exc:
+                if attempt == attempts:
+                    told = "\n".join(f"--- {log.name}\n{_tail(log)}" for log in node_logs)
+                    raise RuntimeError(f"{exc} (attempt {attempt} of {attempts})\n{told}") from exc
+                continue
+            yield cluster
+            return
+        finally:
+            for proc in reversed(cluster.procs):  # every node told first, then waited for
+                _terminate_group(proc)
+            for proc in cluster.procs:
+                _reap_group(proc, timeout_s=20)
 
 
 @dataclass
