@@ -74,7 +74,7 @@ def test_the_lessdata_lock_pins_what_pyproject_pins() -> None:
 
 def test_the_mlflow_lock_pins_the_server_and_driver_of_the_image() -> None:
     wanted = _pins((REPO / "deploy" / "mlflow" / "requirements.in").read_text().splitlines())
-    assert set(wanted) == {"mlflow", "psycopg"}
+    assert set(wanted) == {"mlflow", "psycopg", "boto3"}  # boto3: MLflow's S3 artifact client
     locked = read_lock(LOCKS["mlflow"])
     for name, version in wanted.items():
         assert locked[name][0] == version, name
