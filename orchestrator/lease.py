@@ -7,19 +7,23 @@ heartbeat is older than ``ttl_s`` the lease has expired and the next driver take
 no manual unlock needed; a holder on the same host whose process is gone is taken over at
 once.
 
-Every change of the lease file happens under an exclusive ``flock`` of a lock file beside
-it (POSIX; NFS v4 and the CSI volumes of docs/deploy.md honour it), so two drivers can
-never both see the lease free: the read, the decision and the write are one step. The
-file itself is replaced atomically (written beside, then renamed).
+How exclusive the lease is depends on the storage (``lease_for`` picks):
 
-On an object store (``--storage s3://...``, ``ObjectLease``) there is no lock to take and
-pyarrow has no create-if-absent (S3's conditional ``If-None-Match`` PUT is not exposed), so
-the lease is best effort: a driver that finds it free or expired writes its record, waits
-``SETTLE_S`` and reads it back; only if the record is still its own does it go on. Two
-drivers racing both write, the later write wins, and the earlier one reads the later one
-back and stops, as long as neither stalls for more than ``SETTLE_S`` between its read and
-its write (S3 reads are strongly consistent after a write). The heartbeat checks the token
-each beat, so a driver whose lease was taken over says so within ``ttl_s / 4``.
+- a folder (``Lease``): every change of the lease file happens under an exclusive
+  ``flock`` of a lock file beside it (POSIX; NFS v4 and the CSI volumes of docs/deploy.md
+  honour it), so two drivers can never both see the lease free: the read, the decision
+  and the write are one step. The file itself is replaced atomically (written beside,
+  then renamed).
+- an S3 bucket (``--storage s3://...``, ``orchestrator.s3_lease.S3Lease``): exclusive too,
+  every change is one conditional request (``If-None-Match`` / ``If-Match``), no waiting.
+- any other object store (``gs://``, ``abfs://``, ``hdfs://``; ``ObjectLease``): best
+  effort. There is no lock to take and pyarrow has no create-if-absent, so a driver that
+  finds the lease free or expired writes its record, waits ``SETTLE_S`` and reads it
+  back; only if the record is still its own does it go on. Two drivers racing both
+  write, the later write wins, and the earlier one reads the later one back and stops,
+  as long as neither stalls for more than ``SETTLE_S`` between its read and its write.
+  The heartbeat checks the token each beat, so a driver whose lease was taken over says
+  so within ``ttl_s / 4``.
 """
 
 from __future__ import annotations
@@ -42,7 +46,8 @@ from orchestrator.atomic_write import write_atomically
 from orchestrator.storage import LocalStore, Store, open_store
 from trainers.errors import BusyError, StorageError
 
-__all__ = ["Lease", "LeaseRecord", "ObjectLease", "hold_lease", "lease_for"]
+__all__ = ["Lease", "LeaseRecord", "ObjectLease", "busy_error", "hold_lease", "lease_for",
+           "may_take_over"]
 
 log = logging.getLogger(__name__)
 
@@ -97,10 +102,8 @@ class Lease:
         with self._locked():
             held = self.read()
             if held is not None and held.token != self.token:
-                if now - held.heartbeat <= self.ttl_s and not _dead_here(held):
-                    raise BusyError(f"{what} is being run by another driver ({held.describe()}); "
-                                    f"wait for it, or stop it (its lease expires "
-                                    f"{self.ttl_s:.0f} s after it stops)")
+                if not may_take_over(held, now, self.ttl_s):
+                    raise busy_error(what, held, self.ttl_s)
                 log.warning("taking over the expired lease of %s (%s)", what, held.describe())
             self._write(LeaseRecord(self.token, socket.gethostname(), os.getpid(), now, now))
 
@@ -121,7 +124,8 @@ class Lease:
 
 
 class ObjectLease(Lease):
-    """The lease as an object in a bucket: best effort (module docstring)."""
+    """The lease as an object in a store without conditional writes (gs://, abfs://,
+    hdfs://): best effort (module docstring)."""
 
     SETTLE_S = 2.0
     """How long a new holder waits before reading its record back."""
@@ -158,12 +162,28 @@ class ObjectLease(Lease):
 
 
 def lease_for(location: str, key: str, ttl_s: float = TTL_S) -> Lease:
-    """The lease at ``key`` of the storage at ``location``: a file under a lock, or an
-    object (best effort)."""
+    """The lease at ``key`` of the storage at ``location``: a file under a lock, an S3
+    object changed by conditional writes, or an object elsewhere (best effort)."""
     store = open_store(location)
     if isinstance(store, LocalStore):
         return Lease(store.root / key, ttl_s)
+    from orchestrator.s3_lease import S3Lease, is_s3  # boto3 only for a bucket's lease
+
+    if is_s3(store.location):
+        return S3Lease(store.location, key, ttl_s)
     return ObjectLease(store, key, ttl_s)
+
+
+def may_take_over(held: LeaseRecord, now: float, ttl_s: float) -> bool:
+    """Whether another driver may take ``held`` over at ``now``: its heartbeat is older
+    than ``ttl_s``, or its holder is dead on this host."""
+    return now - held.heartbeat > ttl_s or _dead_here(held)
+
+
+def busy_error(what: str, held: LeaseRecord, ttl_s: float) -> BusyError:
+    """The one line that refuses a second driver, naming ``held``'s holder."""
+    return BusyError(f"{what} is being run by another driver ({held.describe()}); wait for "
+                     f"it, or stop it (its lease expires {ttl_s:.0f} s after it stops)")
 
 
 def _dead_here(held: LeaseRecord) -> bool:

@@ -21,8 +21,9 @@ What each backend guarantees:
   store writes the bytes under a new, unique key, then switches a small pointer object
   (``KEY.latest``) to it, and only then deletes older versions: the pointer always names a
   complete object, whatever the store does with large uploads.
-- the lease (``orchestrator.lease``): exclusive on a folder (``flock``); best effort on an
-  object store (see there).
+- the lease: exclusive on a folder (``flock``, ``orchestrator.lease``) and in an S3 bucket
+  (conditional writes, ``orchestrator.s3_lease``); best effort on the other object stores
+  (``orchestrator.lease``).
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ from urllib.parse import urlparse
 from orchestrator.atomic_write import PARTIAL_PREFIX, write_atomically
 from trainers.errors import StorageError
 
-__all__ = ["LocalStore", "ObjectStore", "Store", "is_remote", "join", "open_store",
-           "storage_location"]
+__all__ = ["S3_SCHEMES", "LocalStore", "ObjectStore", "Store", "is_remote", "join",
+           "open_store", "s3_endpoint", "storage_location"]
+
+S3_SCHEMES = ("s3", "s3a")
+"""The URI schemes of an S3 (or S3-compatible) bucket."""
 
 LATEST = ".latest"
 """The suffix of a published key's pointer object on an object store."""
@@ -259,7 +263,8 @@ def open_store(location: str | Path) -> Store:
     return ObjectStore(text) if is_remote(text) else LocalStore(Path(text))
 
 
-def _s3_endpoint() -> str | None:
+def s3_endpoint() -> str | None:
+    """The S3-compatible endpoint named in the environment (module docstring), or None."""
     for name in ("LESSDATA_S3_ENDPOINT", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
         if os.environ.get(name):
             return os.environ[name]
@@ -269,7 +274,7 @@ def _s3_endpoint() -> str | None:
 def _filesystem(location: str) -> tuple[Any, str]:
     """(pyarrow filesystem, path below it) for ``location``."""
     url = urlparse(location)
-    endpoint = _s3_endpoint() if url.scheme in ("s3", "s3a") and "?" not in location else None
+    endpoint = s3_endpoint() if url.scheme in S3_SCHEMES and "?" not in location else None
     return _cached_filesystem(location, endpoint)
 
 

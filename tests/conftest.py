@@ -9,6 +9,7 @@ import resource
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,14 @@ def s3() -> Iterator[S3Server]:
     """A real S3 API (moto's server mode) on 127.0.0.1."""
     with s3_server() as server:
         yield server
+
+
+@pytest.fixture
+def s3_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """This process talks to moto; a fresh bucket's URI."""
+    for key, value in s3.env.items():
+        monkeypatch.setenv(key, value)
+    return s3.make_bucket(f"b-{uuid.uuid4().hex[:12]}")
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None,

@@ -1,12 +1,13 @@
 """The storage a grid lives in: the same contract from a folder and from a real S3 API
-(moto on 127.0.0.1), the checkpoint pointer, the best-effort lease, the plan in a bucket."""
+(moto on 127.0.0.1), the checkpoint pointer, the lease in a bucket (S3's conditional one,
+and the best-effort one of the other object stores: orchestrator/s3_lease.py's own races
+are in test_s3_lease.py), the plan in a bucket."""
 
 from __future__ import annotations
 
 import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,19 +15,12 @@ import pytest
 
 from orchestrator.lease import Lease, LeaseRecord, ObjectLease, hold_lease, lease_for
 from orchestrator.plan import PlanOptions, plan_exists, read_plan, resolve_plan, write_plan
+from orchestrator.s3_lease import S3Lease
 from orchestrator.status import list_grids
 from orchestrator.storage import LATEST, LocalStore, ObjectStore, Store, open_store
 from tests.conftest import run_cli
 from tests.services import S3Server
 from trainers.errors import BusyError, ConfigError
-
-
-@pytest.fixture
-def s3_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
-    """This process talks to moto; a fresh bucket's URI."""
-    for key, value in s3.env.items():
-        monkeypatch.setenv(key, value)
-    return s3.make_bucket(f"b-{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture(params=["folder", "bucket"])
@@ -87,28 +81,39 @@ def test_a_bucket_reader_never_sees_a_half_written_checkpoint(s3_env: str) -> No
     assert store.read_published("trainer.pt") == b"complete"
 
 
-def test_the_lease_on_a_bucket(s3_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def _bucket_lease(kind: str, location: str, ttl_s: float) -> Lease:
+    """The S3 lease ``lease_for`` makes for a bucket, or the best-effort one it makes for
+    the other object stores (gs://, abfs://: tested on moto, the only store here)."""
+    if kind == "conditional":
+        lease = lease_for(location, "leases/g.json", ttl_s=ttl_s)
+        assert isinstance(lease, S3Lease)
+        return lease
+    return ObjectLease(open_store(location), "leases/g.json", ttl_s)
+
+
+@pytest.mark.parametrize("kind", ["conditional", "best effort"])
+def test_the_lease_on_a_bucket(kind: str, s3_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ObjectLease, "SETTLE_S", 0.2)
-    first = lease_for(s3_env + "/p", "leases/g.json", ttl_s=60)
-    assert isinstance(first, ObjectLease)
+    first = _bucket_lease(kind, s3_env + "/p", ttl_s=60)
     first.acquire("grid g")
     with pytest.raises(BusyError, match="being run by another driver"):
-        lease_for(s3_env + "/p", "leases/g.json", ttl_s=60).acquire("grid g")
+        _bucket_lease(kind, s3_env + "/p", ttl_s=60).acquire("grid g")
     assert first.renew()
     first.release()
     assert not open_store(s3_env + "/p").exists("leases/g.json")
-    with hold_lease(lease_for(s3_env + "/p", "leases/g.json", ttl_s=4.0), "grid g") as held:
-        taken = lease_for(s3_env + "/p", "leases/g.json", ttl_s=4.0)
+    with hold_lease(_bucket_lease(kind, s3_env + "/p", ttl_s=4.0), "grid g") as held:
+        taken = _bucket_lease(kind, s3_env + "/p", ttl_s=4.0)
         with pytest.raises(BusyError):  # alive: renewed every ttl / 4
             taken.acquire("grid g")
         assert held.renew()
+    assert not open_store(s3_env + "/p").exists("leases/g.json")  # released
 
 
-def test_two_drivers_racing_for_a_bucket_lease_leave_one_holder(
+def test_two_drivers_racing_for_a_best_effort_lease_leave_one_holder(
         s3_env: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ObjectLease, "SETTLE_S", 1.5)
-    first = lease_for(s3_env, "leases/g.json")
-    second = lease_for(s3_env, "leases/g.json")
+    first = ObjectLease(open_store(s3_env), "leases/g.json")
+    second = ObjectLease(open_store(s3_env), "leases/g.json")
     outcome: list[BaseException | None] = []
 
     def take() -> None:
@@ -130,24 +135,26 @@ def test_two_drivers_racing_for_a_bucket_lease_leave_one_holder(
     assert second.renew() and not first.renew()
 
 
-def test_an_expired_bucket_lease_is_taken_over(s3_env: str,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_expired_best_effort_lease_is_taken_over(s3_env: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(ObjectLease, "SETTLE_S", 0.2)
-    old = lease_for(s3_env, "leases/g.json", ttl_s=0.1)
+    old = ObjectLease(open_store(s3_env), "leases/g.json", ttl_s=0.1)
     old.acquire("grid g")
     # Another host's holder (not judged by its pid), silent for longer than the ttl.
     record = open_store(s3_env).read_bytes("leases/g.json").replace(
         b'"host": "', b'"host": "elsewhere-')
     open_store(s3_env).write_bytes("leases/g.json", record)
     time.sleep(0.3)
-    new = lease_for(s3_env, "leases/g.json", ttl_s=0.1)
+    new = ObjectLease(open_store(s3_env), "leases/g.json", ttl_s=0.1)
     new.acquire("grid g")
     assert not old.renew() and new.renew()
 
 
-def test_a_folder_lease_is_still_a_locked_file(tmp_path: Path) -> None:
+def test_lease_for_picks_the_lease_of_the_storage(tmp_path: Path, s3_env: str) -> None:
     lease = lease_for(str(tmp_path), "leases/g.json")
     assert type(lease) is Lease and lease.path == tmp_path / "leases" / "g.json"
+    assert type(lease_for(s3_env + "/p", "leases/g.json")) is S3Lease
+    assert type(lease_for("gs://any-bucket/p", "leases/g.json")) is ObjectLease  # no contact
 
 
 def test_the_plan_in_a_bucket(s3_env: str, tmp_path: Path) -> None:
