@@ -20,10 +20,11 @@ record under another ETag (a write of ours whose reply was lost and that botocor
 the ETag is adopted and the conditional request made again; the decision is always a
 conditional request, never a read. No waiting, unlike ``ObjectLease``.
 
-The store must honour the conditions: AWS S3 (``If-None-Match`` since August 2024,
-``If-Match`` on PUT since November 2024, on DELETE since September 2025), MinIO, Ceph RGW,
-moto. A store that ignores ``If-None-Match`` is caught at ``acquire`` (a second create
-that should be refused is checked) and refused in one line.
+The store must honour the conditions: AWS S3 does (``If-None-Match`` since August 2024,
+``If-Match`` on PUT since November 2024, on DELETE since September 2025), so do recent
+MinIO releases and moto (what the tests run against); for another store, check its
+documentation. One that ignores ``If-None-Match`` is caught at ``acquire`` (a second
+create, which must be refused, is tried) and refused in one line.
 
 Endpoint and credentials as ``orchestrator.storage``: ``$LESSDATA_S3_ENDPOINT`` /
 ``$AWS_ENDPOINT_URL_S3`` / ``$AWS_ENDPOINT_URL``, or pyarrow's ``?endpoint_override=``,
@@ -76,15 +77,18 @@ class S3Lease(Lease):
         self._bucket = url.netloc
         self._key = "/".join(p for p in (url.path.strip("/"), key) if p)
         self._client = _client(location)
-        self._mutex = threading.Lock()  # the heartbeat thread and the driver's own calls
+        # One call at a time (the heartbeat thread and the driver's): ``_seen`` and the
+        # ETag it becomes belong to one read. Reentrant: the calls below read too.
+        self._mutex = threading.RLock()
         self._mine: LeaseRecord | None = None  # what this driver last wrote
         self._etag: str | None = None  # ... and its ETag
         self._seen: str | None = None  # the ETag of what ``read`` last returned
 
     def read(self) -> LeaseRecord | None:
         """The lease's record (None: none, or damaged); remembers the ETag it came with."""
-        reply = self._request("read", self._get)
-        self._seen = reply["ETag"] if reply else None
+        with self._mutex:
+            reply = self._request("read", self._get)
+            self._seen = reply["ETag"] if reply else None
         if reply is None:
             return None
         try:
@@ -158,7 +162,7 @@ class S3Lease(Lease):
             self._mine = self._etag = None
             raise StorageError(f"the storage at {self.location} ignores S3's conditional "
                                "writes (If-None-Match), which the grid's lease needs; use a "
-                               "store that honours them (AWS S3, MinIO, Ceph RGW)")
+                               "store that honours them (AWS S3, a recent MinIO)")
 
     def _get(self, **kwargs: Any) -> dict[str, Any]:
         reply = self._client.get_object(**kwargs)
@@ -206,6 +210,7 @@ def _cached_client(endpoint: str | None, region: str | None, access_key: str | N
     session = boto3.session.Session(aws_access_key_id=access_key,
                                     aws_secret_access_key=secret_key,
                                     aws_session_token=session_token, region_name=region)
-    config = Config(connect_timeout=10, read_timeout=30,
+    # The endpoint is ours alone (as for pyarrow): not boto3's own AWS_ENDPOINT_URL* reading.
+    config = Config(connect_timeout=10, read_timeout=30, ignore_configured_endpoint_urls=True,
                     retries={"mode": "standard", "max_attempts": 3})
     return session.client("s3", endpoint_url=endpoint, config=config)
