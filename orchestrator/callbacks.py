@@ -17,7 +17,6 @@ from typing import Any
 from ray.tune import Callback
 from rich.console import Console
 
-from orchestrator.grid import TrialSpec
 from orchestrator.record import EPOCH_METRICS, Stop
 from orchestrator.results import (
     EpochReport,
@@ -26,6 +25,7 @@ from orchestrator.results import (
     failure_of,
     from_result,
     is_final,
+    trial_key,
     trial_spec,
 )
 from orchestrator.tracking import Tracker
@@ -33,15 +33,6 @@ from orchestrator.tracking import Tracker
 __all__ = ["MlflowCallback", "OutcomeCallback", "ProgressCallback", "error_line"]
 
 log = logging.getLogger(__name__)
-
-
-_SPECS: dict[str, TrialSpec] = {}  # Tune trial id -> its spec, parsed once
-
-
-def _spec(trial: Any) -> TrialSpec:
-    if trial.trial_id not in _SPECS:
-        _SPECS[trial.trial_id] = trial_spec(trial.config)
-    return _SPECS[trial.trial_id]
 
 
 def error_line(trial: Any) -> str:
@@ -80,11 +71,11 @@ class MlflowCallback(Callback):
         return {"history": {}, "started": set()}
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.started.discard(_spec(trial).key)  # the retry's first report starts it again
+        self.started.discard(trial_key(trial.config))  # the retry's first report starts it again
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
-        key = _spec(trial).key
+        key = trial_key(trial.config)
         report = from_result(result)
         if key not in self.started:
             # The run starts when the trainable did (not when Tune placed the trial, which
@@ -110,8 +101,11 @@ class MlflowCallback(Callback):
         return _history_csv(self._full_history(key))
 
     def _full_history(self, key: str) -> list[dict[str, float]]:
-        """Epochs seen by this driver, completed from MLflow for epochs logged earlier."""
-        rows = {int(r["epoch"]): r for r in self.history.get(key, [])}
+        """Epochs seen by this driver, completed from MLflow for epochs logged earlier.
+        Called once, as the trial's final record is sent: the trial's rows leave the
+        driver's memory then (a grid of many long trials would otherwise keep every
+        epoch of every trial until it ends)."""
+        rows = {int(r["epoch"]): r for r in self.history.pop(key, [])}
         if len(rows) and min(rows) == 1:
             return [rows[e] for e in sorted(rows)]
         try:
@@ -124,7 +118,7 @@ class MlflowCallback(Callback):
         return [rows[e] for e in sorted(rows)]
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        key = _spec(trial).key
+        key = trial_key(trial.config)
         if key not in self.started:  # failed before its first report: its run says so
             self.tracker.start_trial(key, trial.trial_id)
             self.started.add(key)
@@ -148,7 +142,7 @@ class OutcomeCallback(Callback):
         self.failed: dict[str, str] = {}  # trial key -> why, one line
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        key = _spec(trial).key
+        key = trial_key(trial.config)
         failure = failure_of(trial.last_result)
         if failure is not None:
             self.failed[key] = failure.line()
@@ -158,7 +152,8 @@ class OutcomeCallback(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         times = getattr(trial, "num_failures", 1)
         attempts = f"{times} attempt{'s' if times != 1 else ''}"
-        self.failed[_spec(trial).key] = f"{error_line(trial)} ({attempts}: retries exhausted)"
+        why = f"{error_line(trial)} ({attempts}: retries exhausted)"
+        self.failed[trial_key(trial.config)] = why
 
 
 class ProgressCallback(Callback):
@@ -197,23 +192,26 @@ class ProgressCallback(Callback):
                 f"elapsed={elapsed:,.0f}s eta={eta_s}")
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        key = _spec(trial).key
+        key = trial_key(trial.config)
         self.running.add(key)
         self.console.print(f"start  {key}  {self._summary()}")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
-        spec = _spec(trial)
+        key = trial_key(trial.config)
         report = from_result(result)
         if isinstance(report, EpochReport):
-            self.epochs[spec.key] = (report.epoch, spec.config.epochs)
+            if key not in self.epochs:  # its total, parsed once per trial
+                self.epochs[key] = (0, trial_spec(trial.config).config.epochs)
+            self.epochs[key] = (report.epoch, self.epochs[key][1])
         if time.monotonic() - self._last > self.every_s:
             self._last = time.monotonic()
             self.console.print(f"       {self._summary()}")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        key = _spec(trial).key
+        key = trial_key(trial.config)
         self.running.discard(key)
+        self.epochs.pop(key, None)
         failure = failure_of(trial.last_result)
         if failure is not None:
             self.failed.add(key)
@@ -225,10 +223,11 @@ class ProgressCallback(Callback):
         self.console.print(f"done   {key}{shown}  {self._summary()}")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        key = _spec(trial).key
+        key = trial_key(trial.config)
         self.running.discard(key)
+        self.epochs.pop(key, None)
         self.failed.add(key)
         self.console.print(f"[red]failed[/red] {key}: {error_line(trial)}  {self._summary()}")
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.console.print(f"retry  {_spec(trial).key} (from its last checkpoint)")
+        self.console.print(f"retry  {trial_key(trial.config)} (from its last checkpoint)")

@@ -27,6 +27,7 @@ __all__ = [
     "failure_of",
     "is_final",
     "param_space",
+    "trial_key",
     "to_result",
     "trial_spec",
 ]
@@ -193,6 +194,11 @@ def param_space(specs: list[TrialSpec]) -> dict[str, Any]:
     from ray import tune
 
     return {_TRIAL: tune.grid_search([spec.model_dump(mode="json") for spec in specs])}
+
+
+def trial_key(config: dict[str, Any]) -> str:
+    """The key of the trial whose Tune config this is (no parsing of the whole spec)."""
+    return str(config[_TRIAL]["key"])
 
 
 def trial_spec(config: dict[str, Any]) -> TrialSpec:

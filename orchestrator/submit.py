@@ -31,7 +31,7 @@ from orchestrator.plan import (
 from orchestrator.plugins import check_code_unchanged, runtime_env
 from orchestrator.preflight import check_resources, connect_ray
 from orchestrator.record import Kind, Tag
-from orchestrator.results import param_space, trial_spec
+from orchestrator.results import param_space, trial_key
 from orchestrator.storage import open_store
 from orchestrator.tracking import Tracker
 from trainers.errors import ConfigError, StorageError, TrackingError
@@ -173,24 +173,29 @@ def _forget(tracker: Tracker, plan: Plan) -> None:
         open_store(t.checkpoint_dir).delete_all()
 
 
+def _no_result_files(record: logging.LogRecord) -> bool:
+    """Tune's result grid, built as ``fit`` ends, warns once per trial that it found no
+    result file to read: lessdata asks for none (its record is MLflow)."""
+    return not record.getMessage().startswith("Failed to fetch metrics for")
+
+
 def _run_tune(plan: Plan, todo: list[TrialSpec], tracker: Tracker, result: SubmitResult,
               quiet: bool) -> None:
     # The legacy reporter honours verbose=0; our ProgressCallback is the live view.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # MLflow is the record: of Tune's own per-trial files only result.json is kept (the
-    # result grid Tune builds reads it); CSV and TensorBoard files would only cost the
-    # driver time per result (set TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0 to have them again).
+    # MLflow is the record: Tune writes none of its own per-trial files (JSON, CSV,
+    # TensorBoard), which would cost the driver time and disk per result, and at the end
+    # of the grid a pass reading every trial's file back into pandas for a result grid that
+    # lessdata never reads (set TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0 to have them again).
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    logging.getLogger("ray.tune.analysis.experiment_analysis").addFilter(_no_result_files)
     from ray import tune
-    from ray.tune.logger import JsonLoggerCallback
 
     from orchestrator.callbacks import MlflowCallback, OutcomeCallback, ProgressCallback
     from orchestrator.entry import train_trial
 
     outcome = OutcomeCallback()
     callbacks: list[Any] = [MlflowCallback(tracker), outcome]
-    if os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] == "1":
-        callbacks.append(JsonLoggerCallback())
     if not quiet:
         callbacks.append(ProgressCallback(len(todo)))
     trainable = tune.with_resources(train_trial, plan.grid.resources.ray_resources())
@@ -205,7 +210,7 @@ def _run_tune(plan: Plan, todo: list[TrialSpec], tracker: Tracker, result: Submi
             # slot runs trial after trial, so torch, the trainer and codecarbon's probes
             # are paid once per slot, not once per trial.
             reuse_actors=True,
-            trial_dirname_creator=lambda trial: storage_name(trial_spec(trial.config).key),
+            trial_dirname_creator=lambda trial: storage_name(trial_key(trial.config)),
         ),
         run_config=tune.RunConfig(
             name=experiment,
