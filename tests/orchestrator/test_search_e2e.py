@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 from pydantic import TypeAdapter
 
 from orchestrator.plan import read_plan
-from orchestrator.search import study_path
+from orchestrator.search import open_journal
 from tests.conftest import run_cli
 from tests.orchestrator.checks import trial_runs, wait_for
 from tests.orchestrator.test_faults import _submit_bg, assert_trained_once
@@ -49,12 +49,10 @@ def _finished(client: MlflowClient, label: str) -> int:
                and r.data.tags["lessdata.state"] == "finished")
 
 
-def _told(store: Path) -> dict[int, int]:
+def _told(store: str | Path) -> dict[int, int]:
     """Optuna trial id -> times the journal holds it told COMPLETE."""
-    path = study_path(read_plan(NAME, store))
     counts: dict[int, int] = {}
-    for line in path.read_text().splitlines():
-        op = json.loads(line)
+    for op in open_journal(read_plan(NAME, store)).read_logs(0):
         if op["op_code"] == 6 and op["state"] == 1:  # SET_TRIAL_STATE_VALUES, COMPLETE
             counts[op["trial_id"]] = counts.get(op["trial_id"], 0) + 1
     return counts

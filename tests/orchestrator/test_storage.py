@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,22 +17,6 @@ from orchestrator.storage import LATEST, LocalStore, ObjectStore, Store, open_st
 from tests.conftest import run_cli
 from tests.services import S3Server
 from trainers.errors import BusyError, ConfigError
-
-
-@pytest.fixture
-def s3_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
-    """This process talks to moto; a fresh bucket's URI."""
-    for key, value in s3.env.items():
-        monkeypatch.setenv(key, value)
-    return s3.make_bucket(f"b-{uuid.uuid4().hex[:12]}")
-
-
-@pytest.fixture(params=["folder", "bucket"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "folder":
-        yield open_store(tmp_path / "store")
-    else:
-        yield open_store(request.getfixturevalue("s3_env") + "/prefix/store")
 
 
 def test_open_store_picks_the_backend(tmp_path: Path) -> None:
