@@ -33,10 +33,12 @@ from orchestrator.record import Kind, State, Tag
 from orchestrator.search_space import (
     METHOD_PARAMS,
     Search,
+    is_search_label,
     schedule_from_params,
     schedule_label,
 )
 from orchestrator.storage import join, open_store
+from trainers.errors import StorageError
 
 if TYPE_CHECKING:
     import optuna
@@ -293,17 +295,27 @@ def run_search(plan: Plan, tracker: Tracker, run_batch: Callable[[list[TrialSpec
 
 def forget_search(plan: Plan, tracker: Tracker) -> None:
     """--force: the study, and every search schedule's runs and checkpoints, go."""
-    journal = open_journal(plan)
-    if journal.empty():
-        return
-    study = open_study(plan, journal)
-    for trial in study.get_trials(deepcopy=False):
-        if not trial.user_attrs.get(READY):
-            continue
-        for spec in schedule_specs(plan, trial):
-            open_store(spec.checkpoint_dir).delete_all()
-        label = str(trial.user_attrs[LABEL])
+    for label in _asked_labels(plan, tracker):
+        for seed in plan.grid.seed_list():
+            key = record.trial_key(plan.name, label, seed)
+            open_store(join(plan.storage, "checkpoints", storage_name(key))).delete_all()
         for kind, tag in ((Kind.TRIAL, Tag.EXPERIMENT), (Kind.EXPERIMENT, Tag.PARENT_OF)):
             for run in tracker.search(kind, **{tag: label}):
                 tracker.client.delete_run(run.info.run_id)
-    open_store(join(plan.storage, journal.prefix)).delete_all()
+    open_store(join(plan.storage, journal_prefix(plan))).delete_all()
+
+
+def _asked_labels(plan: Plan, tracker: Tracker) -> list[str]:
+    """The labels of the schedules asked in full, from the study; from MLflow's runs when
+    the study cannot be read (a damaged journal: what --force is for)."""
+    try:
+        journal = open_journal(plan)
+        if journal.empty():
+            return []
+        study = open_study(plan, journal)
+    except StorageError as exc:
+        log.warning("%s: the search's schedules are found in MLflow instead", exc)
+        return sorted({str(run.data.tags[Tag.EXPERIMENT]) for run in tracker.search(Kind.TRIAL)
+                       if is_search_label(str(run.data.tags.get(Tag.EXPERIMENT, "")))})
+    return [str(t.user_attrs[LABEL]) for t in study.get_trials(deepcopy=False)
+            if t.user_attrs.get(READY)]

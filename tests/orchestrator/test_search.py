@@ -206,3 +206,35 @@ def test_a_takeover_cut_short_is_not_done_twice(tmp_path: Path) -> None:
     assert not path.exists()
     assert [t.number for t in study.trials] == [0, 1]
     assert _completions(plan) == {0: 1}
+
+
+@pytest.mark.parametrize("journal", ["intact", "damaged"])
+def test_force_forgets_the_search(tmp_path: Path, journal: str) -> None:
+    """--force deletes every asked schedule's runs and checkpoints and the study; from
+    MLflow's runs when the journal cannot be read (its error line says --force)."""
+    from orchestrator.journal_store import batch_key
+    from orchestrator.record import Kind, Tag
+    from orchestrator.search import forget_search
+    from orchestrator.tracking import Tracker
+
+    plan = _plan(tmp_path)
+    search = plan.grid.search
+    assert search is not None
+    study = open_study(plan)
+    specs = [s for _ in range(2) for s in schedule_specs(plan, ask(study, search))]
+    for spec in specs:
+        open_store(spec.checkpoint_dir).write_bytes("trainer.pt", b"weights")
+    store = open_store(plan.storage)
+    if journal == "damaged":
+        store.write_bytes(batch_key(journal_prefix(plan), 0), b"{torn")
+    with Tracker(f"sqlite:///{tmp_path}/mlflow.db", plan.name) as tracker:
+        for spec in [*specs, *plan.trials[:1]]:  # and one of the grid's own: it stays
+            tracker.client.create_run(tracker.experiment_id, tags={
+                Tag.GRID: plan.name, Tag.KIND: Kind.TRIAL, Tag.TRIAL_KEY: spec.key,
+                Tag.EXPERIMENT: spec.experiment, Tag.SEED: str(spec.seed)})
+        forget_search(plan, tracker)
+        left = [r.data.tags[Tag.EXPERIMENT] for r in tracker.search(Kind.TRIAL)]
+    assert left == ["Benchmark"]
+    assert not any(open_store(s.checkpoint_dir).exists("trainer.pt") for s in specs)
+    assert store.list(journal_prefix(plan)) == []
+    assert open_study(plan).trials == []  # a fresh study
