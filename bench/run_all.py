@@ -31,6 +31,7 @@ SCRIPTS = {
     "mlflow": "mlflow_logging.py",
     "writer": "writer_throughput.py",
     "scale": "scale.py",
+    "journal": "search_journal.py",
     "demo": "demo_report.py",
 }
 TIMEOUT_S = 1800
