@@ -87,7 +87,13 @@ def open_journal(plan: Plan) -> StoreJournal:
     old = _file_journal_key(plan)
     if store.exists(old):
         if journal.empty():
-            journal.append_logs(parse_lines(store.read_bytes(old)))
+            try:
+                logs = parse_lines(store.read_bytes(old))
+            except ValueError as exc:  # a line in the middle, not a torn last one
+                raise StorageError(f"the search's Optuna journal at {join(plan.storage, old)} "
+                                   f"is damaged ({str(exc)[:160]}); submit the search again "
+                                   "with --force to start it afresh") from None
+            journal.append_logs(logs)
         store.delete(old)
         log.info("search: the study in %s moved to %s/", join(plan.storage, old),
                  join(plan.storage, journal.prefix))

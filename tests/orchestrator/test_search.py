@@ -238,3 +238,17 @@ def test_force_forgets_the_search(tmp_path: Path, journal: str) -> None:
     assert not any(open_store(s.checkpoint_dir).exists("trainer.pt") for s in specs)
     assert store.list(journal_prefix(plan)) == []
     assert open_study(plan).trials == []  # a fresh study
+
+
+def test_a_damaged_file_journal_is_one_line(tmp_path: Path) -> None:
+    from trainers.errors import StorageError
+
+    plan = _plan(tmp_path)
+    path = _file_journal(plan)
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join([lines[0], b"{not json\n", *lines[1:]]))
+    with pytest.raises(StorageError) as caught:
+        open_study(plan)
+    line = str(caught.value)
+    assert "\n" not in line and f"{path} is damaged" in line and "--force" in line
+    assert path.exists()  # kept for whoever looks into it
