@@ -18,8 +18,9 @@ Optuna's own file journal, and the next append replaces it.
 One driver writes (the grid's lease, ``orchestrator.lease``), so the backend lists and
 reads the journal once, on first use, and then serves every read from memory, adding what
 it appends itself: a study with thousands of operations costs one listing and one read per
-object when opened and one write per operation after. A reader in another process sees
-the journal as it was when it first read it.
+object when opened, and after that one write per operation, or per ``batch`` block. A
+reader in another process sees the journal as it was when it first read it. Optuna's
+snapshot API (``BaseJournalSnapshot``) is not implemented: its snapshots are pickles.
 """
 
 from __future__ import annotations
