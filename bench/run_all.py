@@ -32,6 +32,7 @@ SCRIPTS = {
     "writer": "writer_throughput.py",
     "scale": "scale.py",
     "trial": "trial_overhead.py",
+    "journal": "search_journal.py",
     "demo": "demo_report.py",
 }
 TIMEOUT_S = 1800

@@ -8,8 +8,10 @@ a parent per schedule, checkpoints, retries), then tells Optuna each schedule wh
 have all finished: its seed mean of best top-1 and its mean evaluations (scoring passes
 included), read back from MLflow, the record. A schedule is told once, and only whole.
 
-The study lives beside the grid's plan in an Optuna journal (``study_path``: one JSON
-operation per line, never a pickle). A schedule asked but not told (the driver was killed)
+The study lives in the grid's storage, a folder or a bucket alike, as an Optuna journal
+(``orchestrator.journal_store``: JSON operations in numbered objects under
+``search/NAME/journal/``, never a pickle); each round's asks, and its tells, are written as
+one object each. A schedule asked but not told (the driver was killed)
 is found there on ``lessdata resume``: its finished seeds are skipped (found in MLflow by
 their keys), its unfinished ones resume from their checkpoints, then it is told. A
 schedule whose parameters were not all written (killed mid-ask) never ran: it is told
@@ -22,29 +24,30 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator import record
 from orchestrator.grid import ExperimentPlan, TrialSpec
-from orchestrator.plan import Plan, plan_path, storage_name
+from orchestrator.plan import Plan, plan_key, storage_name
 from orchestrator.record import Kind, State, Tag
 from orchestrator.search_space import (
     METHOD_PARAMS,
     Search,
+    is_search_label,
     schedule_from_params,
     schedule_label,
 )
-from orchestrator.storage import is_remote, join, open_store
-from trainers.errors import ConfigError
+from orchestrator.storage import join, open_store
+from trainers.errors import StorageError
 
 if TYPE_CHECKING:
     import optuna
 
+    from orchestrator.journal_store import StoreJournal
     from orchestrator.tracking import Tracker
 
-__all__ = ["Outcome", "ask", "forget_search", "open_study", "pending", "run_search",
-           "schedule_specs", "study_path", "tell_finished", "told"]
+__all__ = ["Outcome", "ask", "forget_search", "journal_prefix", "open_journal", "open_study",
+           "pending", "run_search", "schedule_specs", "tell_finished", "told"]
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +66,38 @@ class Outcome:
     """Training images plus scoring passes: the report's cost."""
 
 
-def study_path(plan: Plan) -> Path:
-    """The search's Optuna journal, beside the plan (``grids/NAME.json``): a file, so the
-    storage must be a folder (an object store holds no Optuna journal yet)."""
-    if is_remote(plan.storage):
-        raise ConfigError(f"a search keeps its Optuna journal beside the grid's record, in a "
-                          f"folder: {plan.storage} is an object store; submit the search with "
-                          "--storage FOLDER (a volume every node mounts)")
-    return Path(plan_path(plan.name, plan.storage)).with_suffix(".optuna.jsonl")
+def journal_prefix(plan: Plan) -> str:
+    """Where the search's Optuna journal is in the grid's storage."""
+    return f"search/{storage_name(plan.name)}/journal"
+
+
+def _file_journal_key(plan: Plan) -> str:
+    """Where lessdata before the journal store kept a study: one file beside the plan."""
+    return plan_key(plan.name).removesuffix(".json") + ".optuna.jsonl"
+
+
+def open_journal(plan: Plan) -> StoreJournal:
+    """The plan's journal; a study that an earlier lessdata kept in one file beside the
+    plan is moved into it first (its operations as the first batch, then the file goes:
+    a driver killed between the two finds the batch and only removes the file)."""
+    from orchestrator.journal_store import StoreJournal, parse_lines
+
+    store = open_store(plan.storage)
+    journal = StoreJournal(store, journal_prefix(plan))
+    old = _file_journal_key(plan)
+    if store.exists(old):
+        if journal.empty():
+            try:
+                logs = parse_lines(store.read_bytes(old))
+            except ValueError as exc:  # a line in the middle, not a torn last one
+                raise StorageError(f"the search's Optuna journal at {join(plan.storage, old)} "
+                                   f"is damaged ({str(exc)[:160]}); submit the search again "
+                                   "with --force to start it afresh") from None
+            journal.append_logs(logs)
+        store.delete(old)
+        log.info("search: the study in %s moved to %s/", join(plan.storage, old),
+                 join(plan.storage, journal.prefix))
+    return journal
 
 
 def _search(plan: Plan) -> Search:
@@ -78,20 +105,21 @@ def _search(plan: Plan) -> Search:
     return plan.grid.search
 
 
-def open_study(plan: Plan) -> optuna.Study:
-    """The plan's study, made on first use and loaded after; its sampler seeded from the
-    grid's ``order_seed`` and the trials so far, so a resumed driver draws new points."""
+def open_study(plan: Plan, journal: StoreJournal | None = None) -> optuna.Study:
+    """The plan's study (in ``journal``, or the plan's own), made on first use and loaded
+    after; its sampler seeded from the grid's ``order_seed`` and the trials so far, so a
+    resumed driver draws new points."""
     import optuna
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    path = study_path(plan)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    storage = JournalStorage(JournalFileBackend(str(path)))
+    storage = JournalStorage(journal or open_journal(plan))
     search = _search(plan)
-    study = optuna.create_study(storage=storage, study_name=plan.name, load_if_exists=True,
-                                directions=search.directions())
+    try:  # loaded without a write (create_study would append a CREATE_STUDY each time)
+        study = optuna.load_study(study_name=plan.name, storage=storage)
+    except KeyError:
+        study = optuna.create_study(storage=storage, study_name=plan.name,
+                                    directions=search.directions())
     study.sampler = _sampler(search, plan.grid.order_seed + len(study.trials))
     return study
 
@@ -233,8 +261,10 @@ def run_search(plan: Plan, tracker: Tracker, run_batch: Callable[[list[TrialSpec
     trials already finished before (an earlier driver's).
     """
     search = _search(plan)
-    study = open_study(plan)
-    waiting = pending(study)
+    journal = open_journal(plan)
+    study = open_study(plan, journal)
+    with journal.batch():
+        waiting = pending(study)
     # Schedules told by an earlier driver: none of their trials runs again.
     for trial in told(study):
         skipped.extend(t.key for t in schedule_specs(plan, trial))
@@ -243,9 +273,10 @@ def run_search(plan: Plan, tracker: Tracker, run_batch: Callable[[list[TrialSpec
     _complete_parents(tracker, known, tracker.prepare(known, plan.grid.train_size()))
     while True:
         asked = _sampled(study)
-        while len(waiting) < search.batch() and asked < search.samples:
-            waiting.append(ask(study, search))
-            asked += 1
+        with journal.batch():  # the round's schedules: one write, all of them or none
+            while len(waiting) < search.batch() and asked < search.samples:
+                waiting.append(ask(study, search))
+                asked += 1
         if not waiting:
             break
         specs = [s for trial in waiting for s in schedule_specs(plan, trial)]
@@ -259,7 +290,9 @@ def run_search(plan: Plan, tracker: Tracker, run_batch: Callable[[list[TrialSpec
         if todo:
             run_batch(todo)
             tracker.flush()
-        done = tell_finished(study, search, _outcomes(tracker, labels))
+        outcomes = _outcomes(tracker, labels)
+        with journal.batch():
+            done = tell_finished(study, search, outcomes)
         waiting = pending(study)
         if len(done) < len(labels):  # a trial failed or was stopped: resume finishes it
             break
@@ -268,17 +301,27 @@ def run_search(plan: Plan, tracker: Tracker, run_batch: Callable[[list[TrialSpec
 
 def forget_search(plan: Plan, tracker: Tracker) -> None:
     """--force: the study, and every search schedule's runs and checkpoints, go."""
-    path = study_path(plan)
-    if not path.exists():
-        return
-    study = open_study(plan)
-    for trial in study.get_trials(deepcopy=False):
-        if not trial.user_attrs.get(READY):
-            continue
-        for spec in schedule_specs(plan, trial):
-            open_store(spec.checkpoint_dir).delete_all()
-        label = str(trial.user_attrs[LABEL])
+    for label in _asked_labels(plan, tracker):
+        for seed in plan.grid.seed_list():
+            key = record.trial_key(plan.name, label, seed)
+            open_store(join(plan.storage, "checkpoints", storage_name(key))).delete_all()
         for kind, tag in ((Kind.TRIAL, Tag.EXPERIMENT), (Kind.EXPERIMENT, Tag.PARENT_OF)):
             for run in tracker.search(kind, **{tag: label}):
                 tracker.client.delete_run(run.info.run_id)
-    path.unlink()
+    open_store(join(plan.storage, journal_prefix(plan))).delete_all()
+
+
+def _asked_labels(plan: Plan, tracker: Tracker) -> list[str]:
+    """The labels of the schedules asked in full, from the study; from MLflow's runs when
+    the study cannot be read (a damaged journal: what --force is for)."""
+    try:
+        journal = open_journal(plan)
+        if journal.empty():
+            return []
+        study = open_study(plan, journal)
+    except StorageError as exc:
+        log.warning("%s: the search's schedules are found in MLflow instead", exc)
+        return sorted({str(run.data.tags[Tag.EXPERIMENT]) for run in tracker.search(Kind.TRIAL)
+                       if is_search_label(str(run.data.tags.get(Tag.EXPERIMENT, "")))})
+    return [str(t.user_attrs[LABEL]) for t in study.get_trials(deepcopy=False)
+            if t.user_attrs.get(READY)]

@@ -127,10 +127,6 @@ def _run_plan(plan: Plan, force: bool, quiet: bool) -> SubmitResult:
     connect_ray(plan.address, runtime_env=runtime_env(plan.grid.code))
     check_resources(plan.grid.resources)
     driver_state_dir(plan.storage)  # Tune's state: refused in the storage, before any run
-    if plan.grid.search is not None:
-        from orchestrator.search import study_path
-
-        study_path(plan)  # a search's journal needs a folder storage: refused before any run
     write_plan(plan)
     with Tracker(plan.tracking_uri, plan.name) as tracker:
         if force:

@@ -1,25 +1,27 @@
-"""The search's bookkeeping without Ray: the Optuna journal beside the plan, what a resumed
-driver finds pending, each schedule told once and only whole."""
+"""The search's bookkeeping without Ray: the Optuna journal in the grid's storage (a folder
+or a bucket: moto on 127.0.0.1), what a resumed driver finds pending, each schedule told
+once and only whole, a study of an earlier lessdata (one file beside the plan) taken over."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import yaml
 
-from orchestrator.plan import Plan, PlanOptions, plan_path, resolve_plan
+from orchestrator.plan import Plan, PlanOptions, plan_key, resolve_plan
 from orchestrator.search import (
     Outcome,
     ask,
+    journal_prefix,
+    open_journal,
     open_study,
     pending,
     schedule_specs,
-    study_path,
     tell_finished,
     told,
 )
+from orchestrator.storage import join, open_store
 
 SEARCH = {"space": {"method": ["data_step", "data_cut", "piecewise2"], "d": [0.1, 0.9],
                     "e": [0.1, 0.9], "d2": [0.2, 0.8], "e2": [0.2, 0.8], "n": [2, 6],
@@ -27,12 +29,20 @@ SEARCH = {"space": {"method": ["data_step", "data_cut", "piecewise2"], "d": [0.1
           "samples": 5, "seeds": 2, "concurrent": 4, "algorithm": "nsga2"}
 
 
-def _plan(tmp_path: Path, algorithm: str = "nsga2") -> Plan:
+@pytest.fixture(params=["folder", "bucket"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The grid's storage: a folder, then a bucket."""
+    if request.param == "folder":
+        return str(tmp_path / "store")
+    return str(request.getfixturevalue("s3_env")) + "/lessdata"
+
+
+def _plan(tmp_path: Path, algorithm: str = "nsga2", storage: str | None = None) -> Plan:
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump({"name": "searched", "dataset": "digits", "epochs": 3,
                                     "search": {**SEARCH, "algorithm": algorithm}}))
     return resolve_plan(PlanOptions(grid=str(path), tracking_uri="sqlite:///unused.db",
-                                    storage=tmp_path / "store"))
+                                    storage=storage or tmp_path / "store"))
 
 
 def _outcomes(label: str, seeds: int) -> dict[str, list[Outcome]]:
@@ -42,21 +52,21 @@ def _outcomes(label: str, seeds: int) -> dict[str, list[Outcome]]:
 def _completions(plan: Plan) -> dict[int, int]:
     """Trial id -> how many times the journal holds it told COMPLETE."""
     counts: dict[int, int] = {}
-    for line in study_path(plan).read_text().splitlines():
-        op = json.loads(line)
+    for op in open_journal(plan).read_logs(0):
         if op["op_code"] == 6 and op["state"] == 1:  # SET_TRIAL_STATE_VALUES, COMPLETE
             counts[op["trial_id"]] = counts.get(op["trial_id"], 0) + 1
     return counts
 
 
 @pytest.mark.parametrize("algorithm", ["nsga2", "tpe", "random"])
-def test_asked_schedules_survive_a_new_driver(tmp_path: Path, algorithm: str) -> None:
-    plan = _plan(tmp_path, algorithm)
+def test_asked_schedules_survive_a_new_driver(tmp_path: Path, algorithm: str,
+                                              storage: str) -> None:
+    plan = _plan(tmp_path, algorithm, storage)
     search = plan.grid.search
     assert search is not None
     study = open_study(plan)
     asked = [ask(study, search) for _ in range(2)]
-    assert study_path(plan).parent == Path(plan_path(plan.name, plan.storage)).parent
+    assert open_store(storage).list(journal_prefix(plan))  # in the grid's storage
     del study  # the driver is killed
     again = pending(open_study(plan))
     assert [t.number for t in again] == [t.number for t in asked]
@@ -64,13 +74,12 @@ def test_asked_schedules_survive_a_new_driver(tmp_path: Path, algorithm: str) ->
     specs = schedule_specs(plan, again[0])
     assert [s.key for s in specs] == [f"searched/S000/seed={s}" for s in (0, 1)]
     assert specs == schedule_specs(plan, asked[0])  # the same trials, found again by key
-    assert all(s.checkpoint_dir.startswith(str(Path(plan.storage) / "checkpoints"))
-               for s in specs)
+    assert all(s.checkpoint_dir.startswith(join(plan.storage, "checkpoints")) for s in specs)
     assert specs[0].config.selection == asked[0].params["selection"]
 
 
-def test_a_schedule_is_told_once_and_only_whole(tmp_path: Path) -> None:
-    plan = _plan(tmp_path)
+def test_a_schedule_is_told_once_and_only_whole(tmp_path: Path, storage: str) -> None:
+    plan = _plan(tmp_path, storage=storage)
     search = plan.grid.search
     assert search is not None
     study = open_study(plan)
@@ -148,13 +157,98 @@ def test_a_parent_left_short_by_a_killed_driver_is_completed(tmp_path: Path) -> 
         assert len(history) == 2  # nothing more logged
 
 
-def test_a_search_on_an_object_store_is_refused_in_one_line(tmp_path: Path) -> None:
-    # The journal is a file beside the plan: a bucket cannot hold it (docs/search.md).
-    from trainers.errors import ConfigError
+def _file_journal(plan: Plan) -> Path:
+    """A study as lessdata before the journal store kept it: Optuna's file journal."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
 
-    plan = _plan(tmp_path).model_copy(update={"storage": "s3://bucket/prefix"})
-    with pytest.raises(ConfigError) as caught:
-        study_path(plan)
+    search = plan.grid.search
+    assert search is not None
+    path = Path(plan.storage) / plan_key(plan.name).removesuffix(".json")
+    path = path.with_name(path.name + ".optuna.jsonl")
+    path.parent.mkdir(parents=True)
+    study = optuna.create_study(storage=JournalStorage(JournalFileBackend(str(path))),
+                                study_name=plan.name, directions=search.directions())
+    ask(study, search)
+    ask(study, search)
+    tell_finished(study, search, _outcomes("S000", 2))
+    return path
+
+
+def test_a_study_in_the_file_journal_is_taken_over(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    search = plan.grid.search
+    assert search is not None
+    path = _file_journal(plan)
+    old = path.read_bytes()
+    with path.open("ab") as out:
+        out.write(b'{"op_code": 8, "trial_id": 1, "user_a')  # the old driver's last line, torn
+    study = open_study(plan)
+    assert not path.exists()
+    assert open_store(plan.storage).list(journal_prefix(plan)) == [
+        f"{journal_prefix(plan)}/000000000000.json"]
+    assert [t.number for t in told(study)] == [0] and told(study)[0].values == pytest.approx(
+        [0.905, 1000.0])
+    assert [t.number for t in pending(study)] == [1]
+    assert len(open_journal(plan).read_logs(0)) == len(old.splitlines())
+    ask(study, search)  # and it goes on in the journal store
+    assert [t.number for t in pending(open_study(plan))] == [1, 2]
+
+
+def test_a_takeover_cut_short_is_not_done_twice(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    path = _file_journal(plan)
+    copy = path.read_bytes()
+    open_study(plan)
+    path.write_bytes(copy)  # the driver was killed after the copy, before removing the file
+    study = open_study(plan)
+    assert not path.exists()
+    assert [t.number for t in study.trials] == [0, 1]
+    assert _completions(plan) == {0: 1}
+
+
+@pytest.mark.parametrize("journal", ["intact", "damaged"])
+def test_force_forgets_the_search(tmp_path: Path, journal: str) -> None:
+    """--force deletes every asked schedule's runs and checkpoints and the study; from
+    MLflow's runs when the journal cannot be read (its error line says --force)."""
+    from orchestrator.journal_store import batch_key
+    from orchestrator.record import Kind, Tag
+    from orchestrator.search import forget_search
+    from orchestrator.tracking import Tracker
+
+    plan = _plan(tmp_path)
+    search = plan.grid.search
+    assert search is not None
+    study = open_study(plan)
+    specs = [s for _ in range(2) for s in schedule_specs(plan, ask(study, search))]
+    for spec in specs:
+        open_store(spec.checkpoint_dir).write_bytes("trainer.pt", b"weights")
+    store = open_store(plan.storage)
+    if journal == "damaged":
+        store.write_bytes(batch_key(journal_prefix(plan), 0), b"{torn")
+    with Tracker(f"sqlite:///{tmp_path}/mlflow.db", plan.name) as tracker:
+        for spec in [*specs, *plan.trials[:1]]:  # and one of the grid's own: it stays
+            tracker.client.create_run(tracker.experiment_id, tags={
+                Tag.GRID: plan.name, Tag.KIND: Kind.TRIAL, Tag.TRIAL_KEY: spec.key,
+                Tag.EXPERIMENT: spec.experiment, Tag.SEED: str(spec.seed)})
+        forget_search(plan, tracker)
+        left = [r.data.tags[Tag.EXPERIMENT] for r in tracker.search(Kind.TRIAL)]
+    assert left == ["Benchmark"]
+    assert not any(open_store(s.checkpoint_dir).exists("trainer.pt") for s in specs)
+    assert store.list(journal_prefix(plan)) == []
+    assert open_study(plan).trials == []  # a fresh study
+
+
+def test_a_damaged_file_journal_is_one_line(tmp_path: Path) -> None:
+    from trainers.errors import StorageError
+
+    plan = _plan(tmp_path)
+    path = _file_journal(plan)
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join([lines[0], b"{not json\n", *lines[1:]]))
+    with pytest.raises(StorageError) as caught:
+        open_study(plan)
     line = str(caught.value)
-    assert "\n" not in line and "s3://bucket/prefix is an object store" in line
-    assert "--storage FOLDER" in line
+    assert "\n" not in line and f"{path} is damaged" in line and "--force" in line
+    assert path.exists()  # kept for whoever looks into it

@@ -1,7 +1,9 @@
 """A schedule search through the real CLI on a real local Ray and MLflow: the driver is
 SIGKILLed after its first schedule finished, ``lessdata resume`` finishes the search, and
 then every trial ran once, every schedule has its parent, the searcher was told each
-schedule once, and the report's front is exactly the non-dominated schedules."""
+schedule once, and the report's front is exactly the non-dominated schedules. And a search
+whose storage is a bucket (a real S3 API: moto on 127.0.0.1): its study is there, and a
+re-submission finds it and runs nothing."""
 
 from __future__ import annotations
 
@@ -16,11 +18,12 @@ from mlflow import MlflowClient
 from pydantic import TypeAdapter
 
 from orchestrator.plan import read_plan
-from orchestrator.search import study_path
+from orchestrator.search import journal_prefix, open_journal
+from orchestrator.storage import open_store
 from tests.conftest import run_cli
 from tests.orchestrator.checks import trial_runs, wait_for
 from tests.orchestrator.test_faults import _submit_bg, assert_trained_once
-from tests.services import RayCluster
+from tests.services import RayCluster, ray_cluster
 from trainers.schedule import Schedule, evaluations
 
 pytestmark = pytest.mark.slow
@@ -28,7 +31,7 @@ pytestmark = pytest.mark.slow
 NAME, SAMPLES, SEEDS, EPOCHS, TRAIN = "searched", 4, 2, 2, 360
 
 
-def _grid(path: Path) -> Path:
+def _grid(path: Path, samples: int = SAMPLES) -> Path:
     path.write_text(yaml.safe_dump({
         "name": NAME, "dataset": "digits", "epochs": EPOCHS, "batch_size": 60,
         "model": {"width": 0.125},
@@ -37,7 +40,7 @@ def _grid(path: Path) -> Path:
         "search": {"space": {"method": ["data_step", "data_cut", "piecewise2"],
                              "d": [0.1, 0.9], "e": [0.1, 0.9], "d2": [0.1, 0.9],
                              "e2": [0.1, 0.9], "n": [2, 6]},
-                   "samples": SAMPLES, "seeds": SEEDS, "concurrent": 4,  # 2 schedules a round
+                   "samples": samples, "seeds": SEEDS, "concurrent": 4,  # 2 schedules a round
                    "algorithm": "random", "constraint": {"margin": 1.0}},
     }))
     return path
@@ -49,12 +52,10 @@ def _finished(client: MlflowClient, label: str) -> int:
                and r.data.tags["lessdata.state"] == "finished")
 
 
-def _told(store: Path) -> dict[int, int]:
+def _told(store: str | Path) -> dict[int, int]:
     """Optuna trial id -> times the journal holds it told COMPLETE."""
-    path = study_path(read_plan(NAME, store))
     counts: dict[int, int] = {}
-    for line in path.read_text().splitlines():
-        op = json.loads(line)
+    for op in open_journal(read_plan(NAME, store)).read_logs(0):
         if op["op_code"] == 6 and op["state"] == 1:  # SET_TRIAL_STATE_VALUES, COMPLETE
             counts[op["trial_id"]] = counts.get(op["trial_id"], 0) + 1
     return counts
@@ -118,3 +119,36 @@ def test_search_killed_then_resumed_runs_each_trial_once(tmp_path: Path,
         assert p["schedule"] and p["top1_std"] is not None
     assert report["best_constrained"] is None  # 2 seeds: no equivalence claim
     assert report["seeds_needed"] is not None and len(report["points"]) == SAMPLES
+
+
+def test_a_search_in_a_bucket(tmp_path: Path, s3_env: str) -> None:
+    storage, samples = s3_env + "/lessdata", 2
+    # Tune's own state stays on the driver's disk; the nodes reach the bucket through the
+    # AWS_* variables that ``s3_env`` set here (on KubeRay: the pods' environment).
+    env = {"LESSDATA_DRIVER_STATE": str(tmp_path / "driver")}
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    grid = _grid(tmp_path / "s.yaml", samples)
+    with ray_cluster(nodes=1, cpus_per_node=2, env=env) as cluster:
+        common = ["--tracking-uri", uri, "--address", cluster.address, "--storage", storage,
+                  "--json"]
+        out = run_cli("submit", str(grid), *common, cwd=tmp_path, env=env)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert json.loads(out.stdout)["trials"] == SEEDS * (samples + 1)
+        assert _told(storage) == dict.fromkeys(range(samples), 1)
+        plan = read_plan(NAME, storage)
+        # One object for the study's creation, then one per round's asks and one per
+        # round's tells (2 schedules a round): not one per Optuna operation.
+        batches = open_store(storage).list(journal_prefix(plan))
+        assert 2 < len(batches) <= 3 + 2 * samples, batches
+        assert not (tmp_path / "runs").exists()  # nothing of the grid on the driver's disk
+
+        again = run_cli("submit", str(grid), *common, cwd=tmp_path, env=env)
+        assert again.returncode == 0, again.stderr[-3000:]
+        summary = json.loads(again.stdout)
+        assert summary["finished"] == [] and len(summary["skipped"]) == SEEDS * (samples + 1)
+    assert _told(storage) == dict.fromkeys(range(samples), 1)  # nobody told twice
+    assert open_store(storage).list(journal_prefix(plan)) == batches  # nothing asked anew
+    client = MlflowClient(uri)
+    runs = trial_runs(client, NAME)
+    assert len(runs) == SEEDS * (samples + 1)
+    assert all(r.data.tags["lessdata.state"] == "finished" for r in runs)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,14 +20,6 @@ from orchestrator.storage import LATEST, LocalStore, ObjectStore, Store, open_st
 from tests.conftest import run_cli
 from tests.services import S3Server
 from trainers.errors import BusyError, ConfigError
-
-
-@pytest.fixture(params=["folder", "bucket"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "folder":
-        yield open_store(tmp_path / "store")
-    else:
-        yield open_store(request.getfixturevalue("s3_env") + "/prefix/store")
 
 
 def test_open_store_picks_the_backend(tmp_path: Path) -> None:
