@@ -18,6 +18,7 @@ import hashlib
 import json
 import threading
 import time
+from array import array
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -70,7 +71,7 @@ class Tracker:
         self._ended: dict[str, int] = {}  # experiment -> last child end (ms)
         # What the parents aggregate, kept here so no aggregate reads MLflow per trial:
         self._finals: dict[str, dict[str, dict[str, float]]] = {}  # experiment -> key -> final
-        self._epochs: dict[str, dict[int, dict[str, float]]] = {}  # key -> epoch -> metrics
+        self._epochs: dict[str, Series] = {}  # key -> its epochs sent, until its parent's series
         self._partial: set[str] = set()  # trials with epochs logged before this driver
         self._opening: set[str] = set()  # trials whose run making began (a retry looks first)
         self._run_of: dict[str, Callable[[], str]] = {}  # trial key -> its run id, when sent
@@ -137,7 +138,7 @@ class Tracker:
         if report.epoch > self.last_step.get(key, 0):
             self.last_step[key] = report.epoch
             now = _now_ms()
-            self._epochs.setdefault(key, {})[report.epoch] = report.metrics()
+            self._epochs.setdefault(key, Series()).add(report.epoch, report.metrics())
             items = [Metric(k, v, now, report.epoch) for k, v in report.metrics().items()]
         tags = _run_tags(_hardware_tags(report.hardware))
         if items or tags:
@@ -317,6 +318,8 @@ class Tracker:
         if children and complete and experiment not in self._series_done:
             items += self._series(sorted(children), now)
             self._series_done.add(experiment)
+            for key in children:  # sent: a grid keeps only its unfinished experiments' epochs
+                self._epochs.pop(key, None)
         for start in range(0, len(items), _BATCH):
             self.client.log_batch(parent, metrics=items[start:start + _BATCH],
                                   synchronous=True)
@@ -346,8 +349,28 @@ class Tracker:
         if key in self._partial:
             return [(m.step, m.value)
                     for m in self.client.get_metric_history(self.runs[key], name)]
-        return [(e, metrics[name]) for e, metrics in sorted(self._epochs.get(key, {}).items())
-                if name in metrics]
+        series = self._epochs.get(key)
+        return series.of(name) if series is not None else []
+
+
+class Series:
+    """One trial's epoch metrics as the driver sent them, packed: a step array and a value
+    array per metric (about 12 bytes per value, not a dict per epoch), so a grid of long
+    trials holds little until its experiments' seed bands are logged."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, tuple[array[int], array[float]]] = {}
+
+    def add(self, epoch: int, metrics: dict[str, float]) -> None:
+        for name, value in metrics.items():
+            steps, values = self._by_name.setdefault(name, (array("l"), array("d")))
+            steps.append(epoch)
+            values.append(value)
+
+    def of(self, name: str) -> list[tuple[int, float]]:
+        """``(epoch, value)`` of metric ``name``, in the order sent (increasing epochs)."""
+        steps, values = self._by_name.get(name, (array("l"), array("d")))
+        return list(zip(steps, values, strict=True))
 
 
 def _parent_lane(experiment: str) -> str:

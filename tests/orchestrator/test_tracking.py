@@ -189,3 +189,15 @@ def test_a_parent_counts_seeds_finished_by_an_earlier_submission(mlflow_server) 
     assert parent.data.metrics["best_top1"] == pytest.approx(0.6)
     series = client.get_metric_history(parent.info.run_id, "top1")
     assert [(m.step, round(m.value, 6)) for m in series] == [(1, 0.6)]
+
+
+def test_a_series_keeps_each_metric_by_epoch_packed() -> None:
+    from orchestrator.tracking import Series
+
+    series = Series()
+    series.add(1, {"top1": 0.5, "train_loss": 2.0})
+    series.add(2, {"top1": 0.75})  # an epoch without one of the metrics
+    series.add(3, {"top1": 0.875, "train_loss": 1.0})
+    assert series.of("top1") == [(1, 0.5), (2, 0.75), (3, 0.875)]
+    assert series.of("train_loss") == [(1, 2.0), (3, 1.0)]
+    assert series.of("lr") == []
