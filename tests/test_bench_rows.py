@@ -61,3 +61,24 @@ def test_rss_is_read_from_proc_and_zero_for_a_process_that_is_gone() -> None:
 
     assert scale.rss_bytes(os.getpid()) > 10 * 2**20  # this Python, torch imported
     assert scale.rss_bytes(2**22 + 12345) == 0  # above Linux's pid_max: never a process
+
+
+def test_trial_overhead_share_is_what_is_not_training_or_testing_of_the_whole() -> None:
+    import trial_overhead
+
+    m = {"trial_s": 38.0, "warmup_s": 2.0, "train_s": 34.0, "eval_s": 3.0, "select_s": 0.02}
+    row = trial_overhead.share_row("fresh", m, 8)
+    assert row.ratio == pytest.approx((40.0 - 37.0) / 40.0) and not row.met  # 7.5% > 2%
+    assert "the rest 3.00 s" in row.detail and "warm-up 2.00 s" in row.detail
+    reused = trial_overhead.share_row("reused", {**m, "warmup_s": 0.0, "trial_s": 37.5}, 8)
+    assert reused.ratio == pytest.approx(0.5 / 37.5) and reused.met
+
+
+def test_the_trial_overhead_grid_is_two_benchmark_trials_on_real_mnist() -> None:
+    import trial_overhead
+
+    grid = Grid.model_validate(trial_overhead.trial_grid("overhead", 8))
+    specs = grid.trials()
+    assert [s.experiment for s in specs] == ["Benchmark", "Benchmark"]
+    assert {s.seed for s in specs} == {0, 1}
+    assert all(s.config.epochs == 8 and s.config.dataset == "mnist" for s in specs)
