@@ -1,7 +1,7 @@
 """End to end: a grid whose runtimes were made incomparable on purpose is flagged.
 
 One experiment's trials are slowed in the Ray workers by a test hook
-(``tests/orchestrator/slow_hook``: a sleep in every training step of that experiment,
+(``tests/orchestrator/worker_hooks``: a sleep in every training step of that experiment,
 inside its training clock); the report must say the runtimes do not compare, name the
 experiment, and mark the runtime, energy and CO2 changes. The unslowed case (the fields,
 the clocks, the energy sources) is checked on the grid of ``test_submit_e2e``.
@@ -22,7 +22,7 @@ from tests.services import RayCluster, ray_cluster
 
 pytestmark = pytest.mark.slow
 
-HOOK = Path(__file__).resolve().parent / "slow_hook"
+HOOK = Path(__file__).resolve().parent / "worker_hooks"
 REPO = Path(__file__).resolve().parents[2]
 SLOWED = "E3"
 GRID = {

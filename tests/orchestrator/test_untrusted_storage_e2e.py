@@ -2,7 +2,7 @@
 on the driver, and a trial failing the same way every time stops retrying.
 
 Trials fail on purpose through a test hook in the Ray workers
-(``tests/orchestrator/fail_hook``): per experiment, an error no retry can fix, the same
+(``tests/orchestrator/worker_hooks``): per experiment, an error no retry can fix, the same
 error every time, a different one every time, or one transient failure. Each attempt
 leaves a line in ``<fail dir>/<experiment>.attempts``.
 """
@@ -27,7 +27,7 @@ from tests.services import RayCluster, ray_cluster
 
 pytestmark = pytest.mark.slow
 
-HOOK = Path(__file__).resolve().parent / "fail_hook"
+HOOK = Path(__file__).resolve().parent / "worker_hooks"
 REPO = Path(__file__).resolve().parents[2]
 FAIL_DIR_ENV = "LESSDATA_TEST_FAIL_DIR"
 
