@@ -29,7 +29,7 @@ from orchestrator.recipe import Placement, Resources, Training, lift_placement
 from orchestrator.record import trial_key
 from orchestrator.safe_yaml import read_yaml_file
 from orchestrator.search_space import Search, is_search_label, search_defaults
-from orchestrator.validate import build_train_config, parse_model
+from orchestrator.validate import build_train_config, distinct, known_experiment, parse_model
 from trainers.config import (
     DatasetChoice,
     EmissionsConfig,
@@ -40,7 +40,7 @@ from trainers.config import (
     TrainConfig,
 )
 from trainers.errors import ConfigError
-from trainers.experiments import EXPERIMENTS, Source, canonical_name, source_of
+from trainers.experiments import EXPERIMENTS, Source, source_of
 from trainers.schedule import Benchmark, Schedule
 
 __all__ = ["ExperimentPlan", "Grid", "Placement", "Resources", "TrialSpec", "load_grid",
@@ -53,13 +53,6 @@ NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _canonical_experiment(name: str) -> str:
-    try:
-        return canonical_name(name)
-    except ConfigError as exc:  # inside a validator: pydantic names the field
-        raise ValueError(str(exc)) from None
 
 
 class CustomExperiment(_Strict):
@@ -77,7 +70,7 @@ class CustomExperiment(_Strict):
     @field_validator("experiment")
     @classmethod
     def _known_experiment(cls, name: str | None) -> str | None:
-        return None if name is None else _canonical_experiment(name)
+        return None if name is None else known_experiment(name)
 
     @model_validator(mode="after")
     def _one_schedule(self) -> CustomExperiment:
@@ -153,21 +146,17 @@ class Grid(_Strict):
     @field_validator("experiments")
     @classmethod
     def _known_experiments(cls, names: list[str]) -> list[str]:
-        return [_canonical_experiment(name) for name in names]
+        return [known_experiment(name) for name in names]
 
     @field_validator("baselines")
     @classmethod
     def _distinct_baselines(cls, baselines: list[str]) -> list[str]:
-        if len(set(baselines)) != len(baselines):
-            raise ValueError(f"baselines must be distinct, got {baselines}")
-        return baselines
+        return distinct(baselines, "baselines")
 
     @field_validator("seeds")
     @classmethod
     def _distinct_seeds(cls, seeds: int | list[int]) -> int | list[int]:
-        if isinstance(seeds, list) and len(set(seeds)) != len(seeds):
-            raise ValueError(f"seeds must be distinct, got {seeds}")
-        return seeds
+        return distinct(seeds, "seeds") if isinstance(seeds, list) else seeds
 
     @model_validator(mode="after")
     def _has_experiments(self) -> Grid:

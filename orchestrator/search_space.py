@@ -17,9 +17,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.validate import distinct, known_experiment
 from trainers.config import SelectionName
-from trainers.errors import ConfigError
-from trainers.experiments import EXPERIMENTS, canonical_name
+from trainers.experiments import EXPERIMENTS
 from trainers.schedule import DataCut, DataIncrement, DataStep, Piecewise2, Schedule
 
 __all__ = ["METHOD_PARAMS", "Constraint", "Objective", "Search", "SearchSpace",
@@ -74,9 +74,7 @@ class SearchSpace(_Strict):
     @field_validator("method", "selection")
     @classmethod
     def _distinct(cls, choices: list[str] | None) -> list[str] | None:
-        if choices is not None and len(set(choices)) != len(choices):
-            raise ValueError(f"choices must be distinct, got {choices}")
-        return choices
+        return None if choices is None else distinct(choices, "choices")
 
     @model_validator(mode="after")
     def _params_match_methods(self) -> SearchSpace:
@@ -127,17 +125,12 @@ class Search(_Strict):
     @field_validator("objectives")
     @classmethod
     def _distinct_objectives(cls, objectives: list[str]) -> list[str]:
-        if len(set(objectives)) != len(objectives):
-            raise ValueError(f"objectives must be distinct, got {objectives}")
-        return objectives
+        return distinct(objectives, "objectives")
 
     @field_validator("include")
     @classmethod
     def _known(cls, names: list[str]) -> list[str]:
-        try:
-            return [canonical_name(name) for name in names]
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
+        return [known_experiment(name) for name in names]
 
     def seed_count(self) -> int:
         return self.seeds if isinstance(self.seeds, int) else len(self.seeds)

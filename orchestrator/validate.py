@@ -15,9 +15,28 @@ from trainers.config import TrainConfig
 from trainers.errors import ConfigError
 from trainers.experiments import canonical_name, experiment
 
-__all__ = ["build_train_config", "parse_model", "validation_message"]
+__all__ = ["build_train_config", "distinct", "known_experiment", "parse_model",
+           "validation_message"]
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+def distinct(values: list[T], what: str) -> list[T]:
+    """``values`` unchanged if no two are equal; else a ``ValueError`` (raised inside a
+    field validator, pydantic names the field)."""
+    if len(set(values)) != len(values):
+        raise ValueError(f"{what} must be distinct, got {values}")
+    return values
+
+
+def known_experiment(name: str) -> str:
+    """An experiment's canonical name (``E01`` -> ``E1``); an unknown one is a
+    ``ValueError`` (raised inside a field validator, pydantic names the field)."""
+    try:
+        return canonical_name(name)
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def validation_message(exc: ValidationError, where: str = "") -> str:
