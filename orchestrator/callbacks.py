@@ -200,10 +200,10 @@ class ProgressCallback(Callback):
                         **info: Any) -> None:
         key = trial_key(trial.config)
         report = from_result(result)
-        if isinstance(report, EpochReport):
-            if key not in self.epochs:  # its total, parsed once per trial
-                self.epochs[key] = (0, trial_spec(trial.config).config.epochs)
-            self.epochs[key] = (report.epoch, self.epochs[key][1])
+        if isinstance(report, EpochReport):  # its total epochs: parsed once per trial
+            total = (self.epochs[key][1] if key in self.epochs
+                     else trial_spec(trial.config).config.epochs)
+            self.epochs[key] = (report.epoch, total)
         if time.monotonic() - self._last > self.every_s:
             self._last = time.monotonic()
             self.console.print(f"       {self._summary()}")

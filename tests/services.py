@@ -269,7 +269,14 @@ def ray_cluster(nodes: int = 1, cpus_per_node: int = 2, env: dict[str, str] | No
     (a busy machine, a port taken meanwhile) is stopped and started again on fresh ports, up
     to ``attempts`` times; the error then carries the nodes' own output."""
     env = {**QUIET_ENV, **os.environ, **(env or {})}
-    logs = Path(tempfile.mkdtemp(prefix="lessdata-ray-"))
+    with tempfile.TemporaryDirectory(prefix="lessdata-ray-") as tmp:
+        yield from _start_cluster(Path(tmp), nodes, cpus_per_node, env, head_extra,
+                                  worker_extra, attempts)
+
+
+def _start_cluster(logs: Path, nodes: int, cpus_per_node: int, env: dict[str, str],
+                   head_extra: list[str] | None, worker_extra: list[str] | None,
+                   attempts: int) -> Iterator[RayCluster]:
     for attempt in range(1, attempts + 1):
         port = free_port()
         cluster = RayCluster(f"127.0.0.1:{port}")
