@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import posixpath
 import statistics
+import tempfile
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -269,6 +271,24 @@ def last_epoch(mlflow: MlflowClient, run: Run) -> int:
     if "evaluations" not in run.data.metrics:
         return 0
     return last_step(mlflow, run.info.run_id)
+
+
+def log_texts(mlflow: MlflowClient, artifact_uri: str, texts: Mapping[str, str]) -> None:
+    """Text files (``name`` may hold folders) into the run whose artifacts are at
+    ``artifact_uri``, through a repository made for this upload and then dropped:
+    ``MlflowClient.log_text`` reads the run first (a request per file) and keeps a
+    repository per run, with its own thread pool and queue, in a process-wide cache of
+    up to 1,024 runs (driver memory growing with every trial of a grid)."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repo = get_artifact_repository(artifact_uri, tracking_uri=mlflow.tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="lessdata-artifact-") as tmp:
+        for i, (name, text) in enumerate(texts.items()):
+            path = posixpath.normpath(name)
+            local = Path(tmp, str(i), posixpath.basename(path))
+            local.parent.mkdir()
+            local.write_text(text)
+            repo.log_artifact(str(local), posixpath.dirname(path) or None)
 
 
 def runs_url(uri: str, experiment: str) -> str:

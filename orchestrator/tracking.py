@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import threading
 import time
 from array import array
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import provenance, record
 from orchestrator.record import Kind, State, Tag
-from orchestrator.results import EpochReport, FinalReport, Hardware
+from orchestrator.results import EPOCH_METRICS, EpochReport, FinalReport, Hardware
 from orchestrator.writer import Batch, Writer
 from trainers.experiments import source_of
 from trainers.factories import dataset_label
@@ -63,6 +64,7 @@ class Tracker:
         self.specs: dict[str, TrialSpec] = {}
         self.train_size: int | None = None
         self.runs: dict[str, str] = {}  # trial key -> run id (found, or made at its start)
+        self._artifact_uris: dict[str, str] = {}  # run id -> its artifact URI, until its final
         self.parents: dict[str, str] = {}  # experiment label -> parent run id
         self.last_step: dict[str, int] = {}  # trial key -> last epoch already in MLflow
         self._series_done: set[str] = set()  # parents whose per-epoch series are logged
@@ -108,6 +110,8 @@ class Tracker:
             if key in self.specs:
                 self.runs[key] = run.info.run_id
                 self.last_step[key] = record.last_epoch(self.client, run)
+                if run.data.tags.get(Tag.STATE) != State.FINISHED:
+                    self._artifact_uris[run.info.run_id] = run.info.artifact_uri
                 if self.last_step[key]:
                     self._partial.add(key)
                 if run.data.tags.get(Tag.STATE) == State.FINISHED:
@@ -165,11 +169,16 @@ class Tracker:
 
         def op() -> None:
             run_id = self.runs[key]
-            for name, text in artifacts.items():
-                self.client.log_text(run_id, text if isinstance(text, str) else text(), name)
+            texts = {name: text if isinstance(text, str) else text()
+                     for name, text in artifacts.items()}
+            artifact_uri = self._artifact_uris.get(run_id)
+            if artifact_uri is None:  # not made nor found by this driver: MLflow knows it
+                artifact_uri = self.client.get_run(run_id).info.artifact_uri
+            record.log_texts(self.client, artifact_uri, texts)
             self.client.log_batch(run_id, metrics=metrics, params=share, tags=tags,
                                   synchronous=True)
             self.client.set_terminated(run_id, "FINISHED", end_time=end)
+            self._artifact_uris.pop(run_id, None)
             self._finals.setdefault(experiment, {})[key] = report.metrics()  # for _aggregate
 
         self.writer.put(f"final metrics of {key}", op, lane=key)
@@ -231,6 +240,7 @@ class Tracker:
         if key not in self.runs:
             if found:
                 self.runs[key] = found[0].info.run_id
+                self._artifact_uris[self.runs[key]] = found[0].info.artifact_uri
             else:
                 tags = {**self._tags(spec, Kind.TRIAL), **state, Tag.PARENT_RUN: parent,
                         Tag.EXPERIMENT: spec.experiment, Tag.TRIAL_KEY: key,
@@ -256,8 +266,10 @@ class Tracker:
 
     def _create(self, start_ms: int, tags: dict[str, str], name: str) -> str:
         """A new run; its params and dataset follow (``_describe``), retried on their own."""
-        run_id = str(self.client.create_run(self.experiment_id, start_time=start_ms,
-                                            tags=tags, run_name=name).info.run_id)
+        info = self.client.create_run(self.experiment_id, start_time=start_ms, tags=tags,
+                                      run_name=name).info
+        run_id = str(info.run_id)
+        self._artifact_uris[run_id] = str(info.artifact_uri)
         self._undescribed.add(run_id)
         return run_id
 
@@ -354,23 +366,33 @@ class Tracker:
 
 
 class Series:
-    """One trial's epoch metrics as the driver sent them, packed: a step array and a value
-    array per metric (about 12 bytes per value, not a dict per epoch), so a grid of long
-    trials holds little until its experiments' seed bands are logged."""
+    """One trial's epoch metrics as the driver sent them, packed: a step array and one
+    value array, a row of the epoch metrics per epoch (8 bytes a value, two arrays per
+    trial, not a dict per epoch or an array per metric), so a grid of many trials holds
+    little until its experiments' seed bands are logged. An epoch without a value for a
+    metric (or with NaN) is left out of that metric's series."""
+
+    __slots__ = ("_steps", "_values")
+    NAMES = EPOCH_METRICS
+    _COLUMN = {name: i for i, name in enumerate(NAMES)}
 
     def __init__(self) -> None:
-        self._by_name: dict[str, tuple[array[int], array[float]]] = {}
+        self._steps: array[int] = array("l")
+        self._values: array[float] = array("d")
 
     def add(self, epoch: int, metrics: dict[str, float]) -> None:
+        row = [math.nan] * len(self.NAMES)
         for name, value in metrics.items():
-            steps, values = self._by_name.setdefault(name, (array("l"), array("d")))
-            steps.append(epoch)
-            values.append(value)
+            row[self._COLUMN[name]] = value  # KeyError: not an epoch metric
+        self._steps.append(epoch)
+        self._values.extend(row)
 
     def of(self, name: str) -> list[tuple[int, float]]:
         """``(epoch, value)`` of metric ``name``, in the order sent (increasing epochs)."""
-        steps, values = self._by_name.get(name, (array("l"), array("d")))
-        return list(zip(steps, values, strict=True))
+        column, width = self._COLUMN[name], len(self.NAMES)
+        values = self._values[column::width]
+        return [(step, value) for step, value in zip(self._steps, values, strict=True)
+                if not math.isnan(value)]
 
 
 def _parent_lane(experiment: str) -> str:

@@ -198,6 +198,9 @@ def test_a_series_keeps_each_metric_by_epoch_packed() -> None:
     series.add(1, {"top1": 0.5, "train_loss": 2.0})
     series.add(2, {"top1": 0.75})  # an epoch without one of the metrics
     series.add(3, {"top1": 0.875, "train_loss": 1.0})
+    series.add(4, {"top1": float("nan"), "train_loss": 0.5})  # no value: left out
     assert series.of("top1") == [(1, 0.5), (2, 0.75), (3, 0.875)]
-    assert series.of("train_loss") == [(1, 2.0), (3, 1.0)]
+    assert series.of("train_loss") == [(1, 2.0), (3, 1.0), (4, 0.5)]
     assert series.of("lr") == []
+    with pytest.raises(KeyError):
+        series.add(5, {"best_top1": 0.9})  # a final metric has no place in epochs
