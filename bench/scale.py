@@ -15,8 +15,10 @@ fresh process), against a running Ray cluster of 2 CPUs and a running ``mlflow s
   N runs (fresh processes).
 
 Rows: the growth of the per-trial cost from the second largest N to the largest (goal
-<= 1.2: no part that grows with N per trial), and ``report`` and ``status`` at the largest
-N over 10 s (goal <= 1).
+<= 1.2: no part that grows with N per trial); the driver's peak memory at the largest N
+over that at the second largest (goal <= 1.1: flat, at most a tenth more for five times
+the trials; the detail gives the KB each added trial cost); ``report`` and ``status`` at
+the largest N over 10 s (goal <= 1).
 
     python bench/scale.py [--quick]
 """
@@ -43,6 +45,7 @@ from orchestrator.record import Kind, Tag
 from workloads import mlflow_server, ray_head
 
 GROWTH_GOAL = Goal("<=", 1.2)
+MEMORY_GOAL = Goal("<=", 1.1)
 READ_GOAL = Goal("<=", 1.0)
 READ_BUDGET_S = 10.0
 SIZES_FULL = (20, 200, 1_000)
@@ -136,9 +139,12 @@ def measure_point(root: Path, address: str, uri: str, trials: int) -> Point:
 
 
 def rows(points: list[Point]) -> list[Row]:
-    """The growth row (second largest N to largest) and the read rows at the largest N."""
+    """The growth and memory rows (second largest N to largest) and the read rows at the
+    largest N."""
     small, large = points[-2], points[-1]
     growth = large.per_trial_s / small.per_trial_s
+    added_kb = ((large.peak_rss_mb - small.peak_rss_mb) * 1024
+                / (large.trials - small.trials))
     marginal = ((large.per_trial_s * large.trials - small.per_trial_s * small.trials)
                 / (large.trials - small.trials))
     each = f"each trial from N={small.trials:,} to {large.trials:,} added " \
@@ -150,6 +156,10 @@ def rows(points: list[Point]) -> list[Row]:
     return [
         Row.judged(f"scale orchestration per trial N={small.trials:,} -> {large.trials:,}",
                    growth, GROWTH_GOAL, each),
+        Row.judged(f"scale driver peak memory N={small.trials:,} -> {large.trials:,}",
+                   large.peak_rss_mb / small.peak_rss_mb, MEMORY_GOAL,
+                   f"{small.peak_rss_mb:.0f} -> {large.peak_rss_mb:.0f} MB, "
+                   f"{added_kb:.0f} KB per added trial"),
         Row.judged(f"scale report over {large.trials:,} runs / {READ_BUDGET_S:g} s",
                    large.report_s / READ_BUDGET_S, READ_GOAL,
                    f"`lessdata report NAME --json`, {large.report_s:.1f} s"),

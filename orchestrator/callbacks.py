@@ -8,7 +8,6 @@ import csv
 import functools
 import io
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from rich.console import Console
 
 from orchestrator.record import EPOCH_METRICS, Stop
 from orchestrator.results import (
+    REPORT_KEY,
     EpochReport,
     FailedReport,
     FinalReport,
@@ -124,14 +124,6 @@ class MlflowCallback(Callback):
             self.started.add(key)
         self.tracker.mark_failed(key, error_line(trial), Stop.RETRIES_EXHAUSTED)
 
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self.tracker.close_parents()
-        wait_s = float(os.environ.get("LESSDATA_TRACKING_WAIT_S", "300"))
-        if not self.tracker.flush(timeout_s=wait_s):
-            log.error("tracking server still away after %.0f s: %d writes not sent; "
-                      "`lessdata resume` sends them later (from the checkpoints)",
-                      wait_s, self.tracker.pending)
-
 
 class OutcomeCallback(Callback):
     """Each trial's outcome as the driver saw it: finished, failed (with its one-line
@@ -231,3 +223,40 @@ class ProgressCallback(Callback):
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.console.print(f"retry  {trial_key(trial.config)} (from its last checkpoint)")
+
+
+RELEASED_KEYS = frozenset({REPORT_KEY, "config"})
+"""What an ended trial's last result loses: lessdata's report and Tune's config copy."""
+
+
+class ReleaseCallback(Callback):
+    """Lets go of what Tune keeps of an ended trial that nobody reads after its end.
+
+    Tune keeps every trial of a run until the run ends, and with it the trial's last
+    result (for lessdata: the serialised report, a codecarbon CSV among it, and Tune's
+    copy of the trial's config), running statistics of every number it reported, and the
+    JSON of both, cached for its experiment-state saves: tens of KB per trial, a driver
+    growing with the grid. lessdata's record is MLflow, its outcome what the callbacks saw
+    at the trial's end; Tune's result grid is never read. So once an ended trial's events
+    are all delivered (at the end of the controller's step, after every callback), its
+    last result keeps only Tune's own keys, and its statistics go. Must be the last
+    callback."""
+
+    def __init__(self) -> None:
+        self._ended: list[Any] = []
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._ended.append(trial)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._ended.append(trial)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        for trial in self._ended:
+            meta = trial.run_metadata
+            meta.last_result = {k: v for k, v in (meta.last_result or {}).items()
+                                if k not in RELEASED_KEYS}
+            meta.metric_analysis = {}
+            meta.metric_n_steps = {}
+            trial.invalidate_json_state()
+        self._ended.clear()

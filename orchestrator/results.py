@@ -22,6 +22,7 @@ __all__ = [
     "FailedReport",
     "FinalReport",
     "Hardware",
+    "REPORT_KEY",
     "Report",
     "from_result",
     "failure_of",
@@ -32,7 +33,7 @@ __all__ = [
     "trial_spec",
 ]
 
-_REPORT = "lessdata_report"  # the one Tune result key that holds a serialised record
+REPORT_KEY = "lessdata_report"  # the one Tune result key that holds a serialised record
 _TRIAL = "trial"  # the one param-space key that holds the TrialSpec
 
 
@@ -156,7 +157,7 @@ Report = EpochReport | FinalReport | FailedReport
 def to_result(report: Report) -> dict[str, Any]:
     """The dict ``tune.report`` takes: the record as JSON, and the epoch for Tune's own view."""
     kind = {EpochReport: "epoch", FinalReport: "final", FailedReport: "failed"}[type(report)]
-    out: dict[str, Any] = {_REPORT: json.dumps({"kind": kind, **asdict(report)})}
+    out: dict[str, Any] = {REPORT_KEY: json.dumps({"kind": kind, **asdict(report)})}
     if isinstance(report, EpochReport):
         out["epoch"] = report.epoch
     return out
@@ -164,7 +165,7 @@ def to_result(report: Report) -> dict[str, Any]:
 
 def from_result(result: dict[str, Any]) -> Report:
     """The record inside a Tune result (the inverse of ``to_result``)."""
-    data = json.loads(result[_REPORT])
+    data = json.loads(result[REPORT_KEY])
     kind = data.pop("kind")
     if kind == "failed":
         return FailedReport(**data)
@@ -177,13 +178,13 @@ def from_result(result: dict[str, Any]) -> Report:
 
 
 def is_final(result: dict[str, Any] | None) -> bool:
-    return (result is not None and _REPORT in result
+    return (result is not None and REPORT_KEY in result
             and isinstance(from_result(result), FinalReport))
 
 
 def failure_of(result: dict[str, Any] | None) -> FailedReport | None:
     """The failure a trial ended with (``None`` when its last result is not one)."""
-    if result is None or _REPORT not in result:
+    if result is None or REPORT_KEY not in result:
         return None
     report = from_result(result)
     return report if isinstance(report, FailedReport) else None

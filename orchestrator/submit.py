@@ -103,6 +103,7 @@ def resume(name: str, storage: str | Path | None = None, address: str | None = N
 
 def run_plan(plan: Plan, force: bool = False, quiet: bool = False) -> SubmitResult:
     """Run ``plan`` holding its lease: one live driver per grid (``orchestrator.lease``)."""
+    trials_per_run()  # a bad setting fails before the lease is written
     lease = lease_for(plan.storage, f"leases/{storage_name(plan.name)}.json")
     try:
         with hold_lease(lease, f"grid {plan.name!r}"):
@@ -175,8 +176,61 @@ def _no_result_files(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Failed to fetch metrics for")
 
 
+TRIALS_PER_RUN = 500
+"""The most trials one Tune run holds (``$LESSDATA_TRIALS_PER_RUN`` sets another). Tune
+keeps every trial of a run in the driver until the run ends (its config, results and
+state), so a larger grid runs as several Tune runs in turn and the driver holds at most
+this many trials' state, whatever the grid's size. The price, once per boundary: the
+slots drain (the next run starts when the last trial of this one has ended) and each
+slot's worker process starts afresh (imports, the trainer's warm-up: seconds)."""
+
+
+def trials_per_run() -> int:
+    """``$LESSDATA_TRIALS_PER_RUN`` (a whole number >= 1), else ``TRIALS_PER_RUN``."""
+    raw = os.environ.get("LESSDATA_TRIALS_PER_RUN", "").strip()
+    if not raw:
+        return TRIALS_PER_RUN
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"LESSDATA_TRIALS_PER_RUN={raw!r}: must be a whole number >= 1")
+    return int(raw)
+
+
 def _run_tune(plan: Plan, todo: list[TrialSpec], tracker: Tracker, result: SubmitResult,
               quiet: bool) -> None:
+    """Run ``todo`` through Ray Tune, at most ``trials_per_run()`` trials per Tune run,
+    the runs in turn; stops early (the rest unfinished) when a run stops before its end."""
+    from orchestrator.callbacks import ProgressCallback
+
+    size = trials_per_run()
+    progress = None if quiet else ProgressCallback(len(todo))
+    finished: set[str] = set()
+    failed: dict[str, str] = {}
+    for start in range(0, len(todo), size):
+        part = todo[start:start + size]
+        part_finished, part_failed = _fit(plan, part, tracker, progress)
+        finished |= part_finished
+        failed |= part_failed
+        if any(t.key not in part_finished and t.key not in part_failed for t in part):
+            break  # stopped (Ctrl-C, SIGTERM): the rest waits for `lessdata resume`
+        if any(map(storage_failure, part_failed.values())):
+            break  # the storage is full or gone: the next run would fail the same
+    tracker.close_parents()  # after the last run: an experiment's seeds may span runs
+    wait_s = float(os.environ.get("LESSDATA_TRACKING_WAIT_S", "300"))
+    if not tracker.flush(timeout_s=wait_s):
+        log.error("tracking server still away after %.0f s: %d writes not sent; "
+                  "`lessdata resume` sends them later (from the checkpoints)",
+                  wait_s, tracker.pending)
+    result.finished = sorted(finished)
+    result.failed = sorted(failed)
+    result.errors = {key: failed[key] for key in result.failed}
+    result.full_disk = next(filter(None, map(storage_failure, result.errors.values())), "")
+    # stopped before their end (Ctrl-C, SIGTERM): `lessdata resume` finishes them
+    result.unfinished = [t.key for t in todo if t.key not in finished and t.key not in failed]
+
+
+def _fit(plan: Plan, todo: list[TrialSpec], tracker: Tracker, progress: Any
+         ) -> tuple[set[str], dict[str, str]]:
+    """One Tune run of ``todo``: the keys finished, and those failed with why."""
     # The legacy reporter honours verbose=0; our ProgressCallback is the live view.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # MLflow is the record: Tune writes none of its own per-trial files (JSON, CSV,
@@ -187,13 +241,14 @@ def _run_tune(plan: Plan, todo: list[TrialSpec], tracker: Tracker, result: Submi
     logging.getLogger("ray.tune.analysis.experiment_analysis").addFilter(_no_result_files)
     from ray import tune
 
-    from orchestrator.callbacks import MlflowCallback, OutcomeCallback, ProgressCallback
+    from orchestrator.callbacks import MlflowCallback, OutcomeCallback, ReleaseCallback
     from orchestrator.entry import train_trial
 
     outcome = OutcomeCallback()
     callbacks: list[Any] = [MlflowCallback(tracker), outcome]
-    if not quiet:
-        callbacks.append(ProgressCallback(len(todo)))
+    if progress is not None:
+        callbacks.append(progress)
+    callbacks.append(ReleaseCallback())  # last: after every callback has read the trial
     trainable = tune.with_resources(train_trial, plan.grid.resources.ray_resources())
     # Tune's own state (pickles among it) on the driver's disk, never in the storage that
     # workers write (orchestrator.driver_state).
@@ -217,10 +272,5 @@ def _run_tune(plan: Plan, todo: list[TrialSpec], tracker: Tracker, result: Submi
         ),
     )
     tuner.fit()  # its result grid is not read: the outcome is what the callbacks saw
-    result.finished = sorted(outcome.finished)
-    result.failed = sorted(outcome.failed)
-    result.errors = {key: outcome.failed[key] for key in result.failed}
-    result.full_disk = next(filter(None, map(storage_failure, result.errors.values())), "")
-    # stopped before their end (Ctrl-C, SIGTERM): `lessdata resume` finishes them
-    result.unfinished = [t.key for t in todo
-                         if t.key not in outcome.finished and t.key not in outcome.failed]
+    return outcome.finished, outcome.failed
+

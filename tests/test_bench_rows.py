@@ -17,8 +17,9 @@ import scale  # noqa: E402 - a bench script, importable once bench/ is on the pa
 from orchestrator.grid import Grid  # noqa: E402
 
 
-def _point(trials: int, wall_s: float, trial_s: float, report_s: float = 1.0) -> scale.Point:
-    return scale.Point(trials, wall_s, trial_s, 300.0, report_s, 2.0)
+def _point(trials: int, wall_s: float, trial_s: float, report_s: float = 1.0,
+           peak_mb: float = 300.0) -> scale.Point:
+    return scale.Point(trials, wall_s, trial_s, peak_mb, report_s, 2.0)
 
 
 def test_per_trial_cost_is_the_wall_beyond_the_trials_on_two_slots_over_n() -> None:
@@ -27,14 +28,20 @@ def test_per_trial_cost_is_the_wall_beyond_the_trials_on_two_slots_over_n() -> N
 
 
 def test_rows_judge_the_growth_from_the_second_largest_n_and_the_reads_at_the_largest() -> None:
-    growth, report, status = scale.rows([
+    growth, memory, report, status = scale.rows([
         _point(20, 30.0, 20.0), _point(200, 100.0, 160.0),  # 0.1 s per trial
-        _point(1_000, 460.0, 800.0, report_s=12.0)])  # 0.06 s per trial
+        _point(1_000, 460.0, 800.0, report_s=12.0, peak_mb=325.0)])  # 0.06 s per trial
     assert growth.name == "scale orchestration per trial N=200 -> 1,000"
     assert growth.ratio == pytest.approx(0.06 / 0.1) and growth.met
     assert "N=1,000: wall 460.0 s" in growth.detail and "driver peak 300 MB" in growth.detail
     # the overhead beyond the trials went from 20 s to 60 s over 800 more trials
     assert "from N=200 to 1,000 added 50 ms of orchestration" in growth.detail
+    assert memory.name == "scale driver peak memory N=200 -> 1,000"
+    assert memory.ratio == pytest.approx(325 / 300) and memory.met  # under a tenth more
+    assert "300 -> 325 MB, 32 KB per added trial" in memory.detail  # 25 MB / 800 trials
+    growing = scale.rows([_point(200, 100.0, 160.0),
+                          _point(1_000, 460.0, 800.0, peak_mb=340.0)])[1]
+    assert growing.ratio == pytest.approx(340 / 300) and not growing.met
     assert report.ratio == pytest.approx(1.2) and not report.met  # 12 s > 10 s
     assert status.ratio == pytest.approx(0.2) and status.met
     quadratic = scale.rows([_point(200, 100.0, 160.0), _point(1_000, 740.0, 800.0)])[0]

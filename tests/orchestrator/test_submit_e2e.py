@@ -33,6 +33,8 @@ GRID = {
     "emissions": {"measure_power_secs": 1},
     "checkpoint_every": 1,
 }
+# Its 6 trials as two Tune runs in turn (3 + 3), experiments' seeds split between them.
+TRIALS_PER_RUN = 3
 
 
 def _write(path: Path, grid: dict) -> Path:
@@ -46,10 +48,28 @@ def submitted(tmp_path_factory: pytest.TempPathFactory, mlflow_server: MlflowSer
     work = tmp_path_factory.mktemp("e2e")
     grid = _write(work / "grid.yaml", GRID)
     out = run_cli("submit", str(grid), "--tracking-uri", mlflow_server.uri, "--address",
-                  local_ray.address, "--storage", str(work / "store"), "--json", cwd=work)
+                  local_ray.address, "--storage", str(work / "store"), "--json", cwd=work,
+                  env={"LESSDATA_TRIALS_PER_RUN": str(TRIALS_PER_RUN)})
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.lstrip().startswith("{"), (out.stdout[-2000:], out.stderr[-2000:])
     return {"work": work, "grid": grid, "summary": json.loads(out.stdout)}
+
+
+def test_a_grid_past_the_trials_per_run_runs_as_tune_runs_in_turn(
+        submitted: dict, mlflow_server: MlflowServer) -> None:
+    """Tune names a run's trials ``<run prefix>_<n>``: two prefixes, two Tune runs; the
+    experiments whose seeds span both still have one parent holding both seeds (the
+    parents' test: a mean and std over 2 seeds, each epoch of the seed band once)."""
+    runs = trial_runs(MlflowClient(mlflow_server.uri), "e2e")
+    by_run: dict[str, set[str]] = {}
+    for run in runs:
+        prefix = run.data.tags["lessdata.tune_trial_id"].rsplit("_", 1)[0]
+        by_run.setdefault(prefix, set()).add(run.data.tags["lessdata.trial_key"])
+    assert sorted(map(len, by_run.values())) == [TRIALS_PER_RUN, TRIALS_PER_RUN], by_run
+    spanning = [e for e in ("Benchmark", "E3", "half-first")
+                if len({p for p, keys in by_run.items()
+                        if any(k.startswith(f"e2e/{e}/") for k in keys)}) == 2]
+    assert spanning, by_run
 
 
 def test_one_run_per_trial_with_tags_and_history(submitted: dict,
