@@ -11,7 +11,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.atomic_write import storage_failure
 from orchestrator.coincide import summary_line
@@ -35,6 +35,9 @@ from orchestrator.results import param_space, trial_key
 from orchestrator.storage import open_store
 from orchestrator.tracking import Tracker
 from trainers.errors import ConfigError, StorageError, TrackingError
+
+if TYPE_CHECKING:
+    from orchestrator.callbacks import ProgressCallback
 
 __all__ = ["SubmitOptions", "SubmitResult", "resume", "run_plan", "submit"]
 
@@ -228,8 +231,8 @@ def _run_tune(plan: Plan, todo: list[TrialSpec], tracker: Tracker, result: Submi
     result.unfinished = [t.key for t in todo if t.key not in finished and t.key not in failed]
 
 
-def _fit(plan: Plan, todo: list[TrialSpec], tracker: Tracker, progress: Any
-         ) -> tuple[set[str], dict[str, str]]:
+def _fit(plan: Plan, todo: list[TrialSpec], tracker: Tracker,
+         progress: ProgressCallback | None) -> tuple[set[str], dict[str, str]]:
     """One Tune run of ``todo``: the keys finished, and those failed with why."""
     # The legacy reporter honours verbose=0; our ProgressCallback is the live view.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
