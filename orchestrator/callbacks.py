@@ -1,6 +1,7 @@
-"""Tune callbacks on the driver: MLflow logging, the live progress view, and each trial's
+"""Tune callbacks on the driver: MLflow logging, the live progress view, each trial's
 outcome (``OutcomeCallback``: the driver's summary comes from here, in memory, never from
-Tune's result files)."""
+Tune's result files), and letting go of what Tune keeps of an ended trial
+(``ReleaseCallback``)."""
 
 from __future__ import annotations
 
@@ -238,12 +239,15 @@ class ReleaseCallback(Callback):
     JSON of both, cached for its experiment-state saves: tens of KB per trial, a driver
     growing with the grid. lessdata's record is MLflow, its outcome what the callbacks saw
     at the trial's end; Tune's result grid is never read. So once an ended trial's events
-    are all delivered (at the end of the controller's step, after every callback), its
-    last result keeps only Tune's own keys, and its statistics go. Must be the last
-    callback."""
+    are all delivered, its last result keeps only Tune's own keys, and its statistics go.
+    It acts at the end of the controller's step, after every callback (Tune's own among
+    them) has had the trial's end, so its place in the list does not matter."""
 
     def __init__(self) -> None:
         self._ended: list[Any] = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"_ended": []}  # Tune pickles its run config: never the trials
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._ended.append(trial)

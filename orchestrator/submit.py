@@ -251,7 +251,7 @@ def _fit(plan: Plan, todo: list[TrialSpec], tracker: Tracker,
     callbacks: list[Any] = [MlflowCallback(tracker), outcome]
     if progress is not None:
         callbacks.append(progress)
-    callbacks.append(ReleaseCallback())  # last: after every callback has read the trial
+    callbacks.append(ReleaseCallback())
     trainable = tune.with_resources(train_trial, plan.grid.resources.ray_resources())
     # Tune's own state (pickles among it) on the driver's disk, never in the storage that
     # workers write (orchestrator.driver_state).
