@@ -95,10 +95,11 @@ def measure(options: Options) -> list[Row]:
         if result["failed"] or len(result["finished"]) != 2:
             raise RuntimeError(f"the trials did not finish: {result}"[:3000])
         first, later = final_metrics(uri, name)
-    return [share_row("trial of 8 MNIST epochs, worker reused: share not train/test", later,
-                      epochs),
-            share_row("trial of 8 MNIST epochs, fresh worker: share not train/test", first,
-                      epochs)]
+    return [share_row(f"trial of {epochs} MNIST epochs, worker reused: share not train/test",
+                      later, epochs),
+            share_row(f"trial of {epochs} MNIST epochs, fresh worker: share not train/test",
+                      first, epochs)]
+
 
 if __name__ == "__main__":
     sys.exit(main(measure, __doc__ or ""))

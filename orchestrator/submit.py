@@ -202,6 +202,14 @@ def _run_tune(plan: Plan, todo: list[TrialSpec], tracker: Tracker, result: Submi
               quiet: bool) -> None:
     """Run ``todo`` through Ray Tune, at most ``trials_per_run()`` trials per Tune run,
     the runs in turn; stops early (the rest unfinished) when a run stops before its end."""
+    # The legacy reporter honours verbose=0; our ProgressCallback is the live view.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # MLflow is the record: Tune writes none of its own per-trial files (JSON, CSV,
+    # TensorBoard), which would cost the driver time and disk per result, and at the end
+    # of the grid a pass reading every trial's file back into pandas for a result grid that
+    # lessdata never reads (set TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0 to have them again).
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    logging.getLogger("ray.tune.analysis.experiment_analysis").addFilter(_no_result_files)
     from orchestrator.callbacks import ProgressCallback
 
     size = trials_per_run()
@@ -234,14 +242,6 @@ def _run_tune(plan: Plan, todo: list[TrialSpec], tracker: Tracker, result: Submi
 def _fit(plan: Plan, todo: list[TrialSpec], tracker: Tracker,
          progress: ProgressCallback | None) -> tuple[set[str], dict[str, str]]:
     """One Tune run of ``todo``: the keys finished, and those failed with why."""
-    # The legacy reporter honours verbose=0; our ProgressCallback is the live view.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # MLflow is the record: Tune writes none of its own per-trial files (JSON, CSV,
-    # TensorBoard), which would cost the driver time and disk per result, and at the end
-    # of the grid a pass reading every trial's file back into pandas for a result grid that
-    # lessdata never reads (set TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0 to have them again).
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    logging.getLogger("ray.tune.analysis.experiment_analysis").addFilter(_no_result_files)
     from ray import tune
 
     from orchestrator.callbacks import MlflowCallback, OutcomeCallback, ReleaseCallback
@@ -276,4 +276,3 @@ def _fit(plan: Plan, todo: list[TrialSpec], tracker: Tracker,
     )
     tuner.fit()  # its result grid is not read: the outcome is what the callbacks saw
     return outcome.finished, outcome.failed
-

@@ -32,6 +32,8 @@ from trainers.experiments import source_of
 from trainers.factories import dataset_label
 
 if TYPE_CHECKING:
+    from mlflow.entities import RunInfo
+
     from orchestrator.grid import TrialSpec
 
 __all__ = ["Tracker"]
@@ -64,7 +66,7 @@ class Tracker:
         self.specs: dict[str, TrialSpec] = {}
         self.train_size: int | None = None
         self.runs: dict[str, str] = {}  # trial key -> run id (found, or made at its start)
-        self._artifact_uris: dict[str, str] = {}  # run id -> its artifact URI, until its final
+        self._artifact_uris: dict[str, str] = {}  # trial key -> its run's artifacts, until final
         self.parents: dict[str, str] = {}  # experiment label -> parent run id
         self.last_step: dict[str, int] = {}  # trial key -> last epoch already in MLflow
         self._series_done: set[str] = set()  # parents whose per-epoch series are logged
@@ -110,14 +112,14 @@ class Tracker:
             if key in self.specs:
                 self.runs[key] = run.info.run_id
                 self.last_step[key] = record.last_epoch(self.client, run)
-                if run.data.tags.get(Tag.STATE) != State.FINISHED:
-                    self._artifact_uris[run.info.run_id] = run.info.artifact_uri
                 if self.last_step[key]:
                     self._partial.add(key)
                 if run.data.tags.get(Tag.STATE) == State.FINISHED:
                     finished.add(key)
                     self._finals.setdefault(self.specs[key].experiment, {})[key] = {
                         k: v for k, v in run.data.metrics.items() if k in record.FINAL_METRICS}
+                else:  # runs again: its final's artifacts go there
+                    self._artifact_uris[key] = run.info.artifact_uri
         for run in self.search(Kind.EXPERIMENT):
             self.parents[run.data.tags[Tag.PARENT_OF]] = run.info.run_id
         return finished
@@ -171,14 +173,14 @@ class Tracker:
             run_id = self.runs[key]
             texts = {name: text if isinstance(text, str) else text()
                      for name, text in artifacts.items()}
-            artifact_uri = self._artifact_uris.get(run_id)
+            artifact_uri = self._artifact_uris.get(key)
             if artifact_uri is None:  # not made nor found by this driver: MLflow knows it
                 artifact_uri = self.client.get_run(run_id).info.artifact_uri
             record.log_texts(self.client, artifact_uri, texts)
             self.client.log_batch(run_id, metrics=metrics, params=share, tags=tags,
                                   synchronous=True)
             self.client.set_terminated(run_id, "FINISHED", end_time=end)
-            self._artifact_uris.pop(run_id, None)
+            self._artifact_uris.pop(key, None)
             self._finals.setdefault(experiment, {})[key] = report.metrics()  # for _aggregate
 
         self.writer.put(f"final metrics of {key}", op, lane=key)
@@ -240,12 +242,13 @@ class Tracker:
         if key not in self.runs:
             if found:
                 self.runs[key] = found[0].info.run_id
-                self._artifact_uris[self.runs[key]] = found[0].info.artifact_uri
+                self._artifact_uris[key] = found[0].info.artifact_uri
             else:
                 tags = {**self._tags(spec, Kind.TRIAL), **state, Tag.PARENT_RUN: parent,
                         Tag.EXPERIMENT: spec.experiment, Tag.TRIAL_KEY: key,
                         Tag.SEED: str(spec.seed)}
-                self.runs[key] = self._create(start_ms, tags, f"{spec.experiment}-seed{spec.seed}")
+                info = self._create(start_ms, tags, f"{spec.experiment}-seed{spec.seed}")
+                self.runs[key], self._artifact_uris[key] = info.run_id, info.artifact_uri
         run_id = self.runs[key]
         if run_id in self._undescribed:
             self._describe(run_id, spec, exclude=set())
@@ -257,21 +260,19 @@ class Tracker:
     def _parent(self, spec: TrialSpec, start_ms: int) -> str:
         if spec.experiment not in self.parents:
             tags = {**self._tags(spec, Kind.EXPERIMENT), Tag.PARENT_OF: spec.experiment}
-            self.parents[spec.experiment] = self._create(start_ms, tags, spec.experiment)
+            self.parents[spec.experiment] = self._create(start_ms, tags, spec.experiment).run_id
         run_id = self.parents[spec.experiment]
         if run_id in self._undescribed:
             self._describe(run_id, spec, exclude={"seed"})
             self._undescribed.discard(run_id)
         return run_id
 
-    def _create(self, start_ms: int, tags: dict[str, str], name: str) -> str:
+    def _create(self, start_ms: int, tags: dict[str, str], name: str) -> RunInfo:
         """A new run; its params and dataset follow (``_describe``), retried on their own."""
         info = self.client.create_run(self.experiment_id, start_time=start_ms, tags=tags,
                                       run_name=name).info
-        run_id = str(info.run_id)
-        self._artifact_uris[run_id] = str(info.artifact_uri)
-        self._undescribed.add(run_id)
-        return run_id
+        self._undescribed.add(info.run_id)
+        return info
 
     def _tags(self, spec: TrialSpec, kind: Kind) -> dict[str, str]:
         cfg = spec.config
